@@ -1,0 +1,1 @@
+"""The user-facing API (custom resources) and the router config schema shared with the operator."""

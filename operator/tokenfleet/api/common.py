@@ -1,0 +1,72 @@
+"""Types shared by every API version: the base model, durations, conditions, secret references."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION_PATTERN,
+        json_schema_extra={"example": "15m"},
+    ),
+]
+
+
+def parse_duration(value: str) -> float:
+    """Seconds in a duration string such as ``90s``, ``15m``, ``1h30m`` or ``500ms``."""
+    if not re.fullmatch(DURATION_PATTERN, value or ""):
+        raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h, d), e.g. 15m")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    def to_wire(self) -> dict:
+        """The object as the Kubernetes API holds it (camelCase, no unset optionals)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret in the same namespace as the resource."""
+
+    name: str = Field(description="Name of the Secret, in the resource's namespace.", min_length=1)
+    key: str = Field(description="Key within the Secret whose value is used.", min_length=1)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A standard metav1.Condition: one aspect of the resource's state."""
+
+    type: str = Field(description="Condition type: Ready, Progressing, Degraded or ScalingConflict.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word that says why, for machines.")
+    message: str = Field(default="", description="Human-readable details, with the numbers that matter.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this condition was computed from."
+    )
+
+
+def now_rfc3339() -> str:
+    """The current UTC time in the format Kubernetes uses for timestamps."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
