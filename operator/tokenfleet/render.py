@@ -289,6 +289,7 @@ def tier_endpoint(name: str, namespace: str, spec: ModelTierSpec, fleet: Inferen
         output_cost_per_million=round(out_price, 6),
         max_output_tokens=cap,
         max_concurrency=spec.scaling.max_replicas * (spec.engine.max_num_seqs or 256) or 256,
+        scales_to_zero=spec.scaling.min_replicas == 0 and spec.replicas is None,
     )
 
 

@@ -33,6 +33,11 @@ class TierEndpoint(ApiModel):
     max_queue: int = Field(
         default=1024, ge=0, description="Most requests waiting for a slot here before the tier counts as saturated."
     )
+    scales_to_zero: bool = Field(
+        default=False,
+        description="The tier may have no replicas (minReplicas 0): an unreachable tier is then waited for "
+        "(up to limits.coldStartWaitSeconds) while the autoscaler starts it, instead of skipped.",
+    )
 
 
 class CacheClientConfig(ApiModel):
