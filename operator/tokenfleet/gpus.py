@@ -7,6 +7,7 @@ price per ModelTier with ``spec.gpu.hourlyCostUSD`` and the memory with ``spec.g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 GIB = 1024**3
@@ -45,14 +46,26 @@ KV_BYTES = {"auto": 2.0, "fp8": 1.0}
 RUNTIME_OVERHEAD_GIB = 1.5
 
 
+# (parameters in billions, KiB of 16-bit KV cache per token) of Llama 3 models with grouped-query
+# attention: 2 x layers x kv_heads x head_dim x 2 bytes. 3.2-1B: 16 x 8 x 64; 3.1-8B: 32 x 8 x 128;
+# 3.1-70B: 80 x 8 x 128.
+_KV_SHAPES = ((1.0, 32.0), (8.0, 128.0), (70.0, 320.0))
+
+
 def kv_bytes_per_token(parameters_b: float, kv_cache: str = "auto") -> float:
     """Estimated KV-cache bytes per token for a dense decoder of this size.
 
-    Calibrated on Llama 3 shapes with grouped-query attention, at 16-bit:
-    1B -> 32 KiB, 8B -> 128 KiB, 70B -> 320 KiB per token (2 x layers x kv_heads x head_dim x 2 bytes).
-    A power law through those points: 32 KiB x parametersB ** 0.55.
+    Interpolated in log-log space between the Llama 3 shapes above (extrapolated beyond them
+    along the nearest segment), then scaled by the KV dtype's bytes per value.
     """
-    kib_16bit = 32.0 * max(parameters_b, 0.1) ** 0.55
+    x = math.log(max(parameters_b, 0.05))
+    points = [(math.log(p), math.log(k)) for p, k in _KV_SHAPES]
+    (x0, y0), (x1, y1) = points[0], points[1]
+    for left, right in zip(points, points[1:]):
+        (x0, y0), (x1, y1) = left, right
+        if x <= right[0]:
+            break
+    kib_16bit = math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
     return kib_16bit * 1024 * KV_BYTES[kv_cache] / 2.0
 
 

@@ -382,8 +382,13 @@ def render_documents(docs: list[dict], settings: Settings = Settings()) -> list[
     for meta, spec in parsed["InferenceFleet"].values():
         tiers = {n: s for (ns, n), (_, s) in parsed["ModelTier"].items() if ns == meta.namespace}
         if spec.cache_policy_ref and (meta.namespace, spec.cache_policy_ref) not in parsed["CachePolicy"]:
-            raise RenderError(
+            errors.append(
                 f"InferenceFleet {meta.name}: spec.cachePolicyRef: CachePolicy {spec.cache_policy_ref!r} not found"
             )
-        out += build_fleet(meta, spec, tiers, settings)
+        try:
+            out += build_fleet(meta, spec, tiers, settings)
+        except RenderError as err:
+            errors.append(str(err))
+    if errors:
+        raise RenderError("\n".join(errors))
     return out

@@ -1,0 +1,1 @@
+"""vLLM engine emulator: a continuous-batching simulator behind vLLM's OpenAI server API (no GPU)."""
