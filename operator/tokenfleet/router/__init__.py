@@ -1,0 +1,1 @@
+"""The OpenAI-compatible router: caches, cascades, right-sizes and coalesces requests to model tiers."""

@@ -1,0 +1,90 @@
+"""Client of the cache service (``tokenfleet cache``): short timeouts, fail open, never fails a request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+import orjson
+from yarl import URL
+
+log = logging.getLogger("tokenfleet.router.cache")
+BREAKER_ERRORS = 3  # consecutive errors that open the breaker
+BREAKER_SECONDS = 5.0  # how long lookups skip the service once the breaker is open
+
+
+class CacheClient:
+    """``POST /v1/lookup`` and ``POST /v1/store``; errors are counted and answered as misses.
+
+    After BREAKER_ERRORS consecutive failures the service is skipped for BREAKER_SECONDS, so a
+    dead or hung cache costs one timeout per few seconds instead of one per request.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, timeout_ms: int, metrics, semantic: bool = True):
+        base = url.rstrip("/")
+        self.lookup_url = URL(base + "/v1/lookup", encoded=True)
+        self.store_url = URL(base + "/v1/store", encoded=True)
+        self.session = session
+        self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        self.metrics = metrics
+        self.semantic = semantic
+        self.errors = 0
+        self._consecutive = 0
+        self._open_until = 0.0
+        self._tasks: set[asyncio.Task] = set()
+
+    def _failed(self, what: str, err: BaseException) -> None:
+        self.errors += 1
+        self._consecutive += 1
+        if self._consecutive >= BREAKER_ERRORS:
+            self._open_until = time.monotonic() + BREAKER_SECONDS
+        log.debug("cache %s failed: %r", what, err)
+
+    async def _post(self, url: URL, payload: dict) -> dict:
+        async with self.session.post(url, data=orjson.dumps(payload), timeout=self.timeout,
+                                     headers={"Content-Type": "application/json"}) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"status {resp.status}")
+            data = orjson.loads(await resp.read())
+        self._consecutive = 0
+        return data
+
+    async def lookup(self, tenant: str, model: str, request: dict) -> tuple[str, dict] | None:
+        """(kind, response) on a hit ('exact' or 'semantic'); None on a miss or any trouble."""
+        if time.monotonic() < self._open_until:
+            self.metrics.lookup("error")
+            return None
+        try:
+            data = await self._post(self.lookup_url, {"tenant": tenant, "model": model, "request": request,
+                                                      "semantic": self.semantic})
+        except Exception as err:  # noqa: BLE001 - fail open on anything
+            self._failed("lookup", err)
+            self.metrics.lookup("error")
+            return None
+        if not data.get("hit") or not isinstance(data.get("response"), dict):
+            self.metrics.lookup("miss")
+            return None
+        kind = "semantic" if data.get("kind") == "semantic" else "exact"
+        self.metrics.lookup("hit_" + kind)
+        return kind, data["response"]
+
+    def store(self, tenant: str, model: str, request: dict, response: dict) -> None:
+        """Store in the background; the caller never waits for it."""
+        if time.monotonic() < self._open_until:
+            return
+        task = asyncio.ensure_future(self._store(tenant, model, request, response))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _store(self, tenant: str, model: str, request: dict, response: dict) -> None:
+        try:
+            await self._post(self.store_url, {"tenant": tenant, "model": model, "request": request,
+                                              "response": response})
+        except Exception as err:  # noqa: BLE001
+            self._failed("store", err)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

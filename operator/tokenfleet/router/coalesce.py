@@ -1,0 +1,111 @@
+"""Coalescing: identical in-flight requests share one upstream call; streams fan out to every subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Awaitable, Callable
+
+
+class Flight:
+    """One shared stream: items recorded as they come, replayed to each subscriber from the start."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.done = False
+        self.error: BaseException | None = None
+        self.subscribers = 0
+        self.task: asyncio.Task | None = None
+        self._changed = asyncio.Event()
+
+    def push(self, item) -> None:
+        self.items.append(item)
+        self._wake()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def follow(self) -> AsyncIterator:
+        """Every item of the flight, from the first, as they arrive; re-raises the producer's error."""
+        self.subscribers += 1
+        sent = 0
+        try:
+            while True:
+                changed = self._changed
+                while sent < len(self.items):
+                    yield self.items[sent]
+                    sent += 1
+                if self.done:
+                    if self.error is not None:
+                        raise self.error
+                    return
+                await changed.wait()
+        finally:
+            self.subscribers -= 1
+            if self.subscribers == 0 and not self.done and self.task is not None:
+                self.task.cancel()  # nobody listens any more
+
+
+class Coalescer:
+    """Keyed in-flight calls; ``window`` seconds of admission delay before a leader calls upstream."""
+
+    def __init__(self, window: float, metrics) -> None:
+        self.window = window
+        self.metrics = metrics
+        self._unary: dict[str, asyncio.Future] = {}
+        self._streams: dict[str, Flight] = {}
+
+    async def unary(self, key: str, factory: Callable[[], Awaitable]) -> tuple[object, bool]:
+        """(result, led): the first caller runs ``factory``; identical callers meanwhile get its result."""
+        future = self._unary.get(key)
+        if future is not None:
+            self.metrics.coalesced.inc()
+            return await asyncio.shield(future), False
+        future = asyncio.get_running_loop().create_future()
+        self._unary[key] = future
+        try:
+            if self.window:
+                await asyncio.sleep(self.window)
+            result = await factory()
+        except BaseException as err:
+            shared = err if isinstance(err, Exception) else RuntimeError("the shared request was cancelled")
+            future.set_exception(shared)
+            future.exception()  # retrieved: no warning when nobody else waited
+            raise
+        else:
+            future.set_result(result)
+            return result, True
+        finally:
+            if self._unary.get(key) is future:
+                del self._unary[key]
+
+    def stream(self, key: str, factory: Callable[[], AsyncIterator]) -> tuple[AsyncIterator, bool]:
+        """(items, led): subscribe to the in-flight stream for ``key``, starting it if there is none."""
+        flight = self._streams.get(key)
+        if flight is not None:
+            self.metrics.coalesced.inc()
+            return flight.follow(), False
+        flight = self._streams[key] = Flight()
+        flight.task = asyncio.ensure_future(self._produce(key, flight, factory))
+        return flight.follow(), True
+
+    async def _produce(self, key: str, flight: Flight, factory: Callable[[], AsyncIterator]) -> None:
+        error: BaseException | None = None
+        try:
+            if self.window:
+                await asyncio.sleep(self.window)
+            async for item in factory():
+                flight.push(item)
+        except asyncio.CancelledError:
+            error = RuntimeError("the shared stream was cancelled")
+        except Exception as err:  # noqa: BLE001 - handed to every subscriber
+            error = err
+        finally:
+            if self._streams.get(key) is flight:
+                del self._streams[key]
+            flight.finish(error)
