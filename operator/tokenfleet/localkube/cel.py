@@ -1,0 +1,57 @@
+"""CEL rules of ``x-kubernetes-validations`` evaluated with cel-python (pure Python), programs cached by rule."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+try:  # cel-python is a runtime dependency; without it rules are skipped (and the docs say so)
+    import celpy
+except ImportError:  # pragma: no cover - exercised only where the dependency is missing
+    celpy = None
+
+
+@functools.lru_cache(maxsize=512)
+def _program(rule: str) -> Any:
+    env = celpy.Environment()
+    return env.program(env.compile(rule))
+
+
+def _evaluate(rule: str, value: Any, old: Any) -> Any:
+    activation = {"self": celpy.json_to_cel(value)}
+    if old is not None:
+        activation["oldSelf"] = celpy.json_to_cel(old)
+    return _program(rule).evaluate(activation)
+
+
+def check(rule: dict, value: Any, old: Any) -> str | None:
+    """The error message if ``rule`` fails on ``value`` (None when it holds, is skipped, or CEL is unavailable).
+
+    Transition rules (those that mention ``oldSelf``) run only on updates where an old value exists,
+    as in the API server. An evaluation error (e.g. a missing field) fails the rule with its reason.
+    """
+    text = rule.get("rule", "")
+    if celpy is None or not text:
+        return None
+    if "oldSelf" in text and old is None:
+        return None
+    try:
+        result = _evaluate(text, value, old)
+    except celpy.CELParseError as err:
+        log.warning("CEL rule %r does not compile: %s", text, err)
+        return None
+    except Exception as err:  # CELEvalError and friends: the rule could not be evaluated
+        return f"{_reason(err)} evaluating rule: {text}"
+    if isinstance(result, Exception):
+        return f"{_reason(result)} evaluating rule: {text}"
+    if bool(result):
+        return None
+    return rule.get("message") or f"failed rule: {text}"
+
+
+def _reason(err: Exception) -> str:
+    args = getattr(err, "args", ())
+    return str(args[0]) if args else str(err)
