@@ -1,0 +1,124 @@
+"""Operator settings: read once from TOKENFLEET_* environment variables, then overridden by CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from tokenfleet.render import Settings
+
+LOG_FORMATS = ("json", "plain")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the operator is configured with; see docs/operator.md for each setting."""
+
+    image: str = Settings.image
+    image_pull_policy: str = Settings.image_pull_policy
+    watch_namespaces: tuple[str, ...] = ()  # empty: every namespace
+    peering: str = ""  # kopf peering name; empty: standalone
+    prometheus_url: str = ""  # empty: the autoscaler holds replicas where they are
+    autoscale_interval_seconds: float = 15.0
+    metrics_port: int = 8080
+    health_port: int = 8081
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    def __post_init__(self) -> None:
+        if self.image_pull_policy not in PULL_POLICIES:
+            raise ValueError(f"image pull policy must be one of {', '.join(PULL_POLICIES)}: {self.image_pull_policy!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}: {self.log_format!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}: {self.log_level!r}")
+        if self.autoscale_interval_seconds <= 0:
+            raise ValueError(f"autoscale interval must be positive: {self.autoscale_interval_seconds}")
+        for port in (self.metrics_port, self.health_port):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"port out of range: {port}")
+
+    @property
+    def render_settings(self) -> Settings:
+        """The renderer's settings (the image the router and cache run)."""
+        return Settings(image=self.image, image_pull_policy=self.image_pull_policy)
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.watch_namespaces
+
+
+# field -> (environment variable, parser)
+ENV: dict[str, tuple[str, object]] = {
+    "image": ("TOKENFLEET_IMAGE", str),
+    "image_pull_policy": ("TOKENFLEET_IMAGE_PULL_POLICY", str),
+    "watch_namespaces": ("TOKENFLEET_WATCH_NAMESPACES", lambda v: parse_namespaces(v)),
+    "peering": ("TOKENFLEET_PEERING", str.strip),
+    "prometheus_url": ("TOKENFLEET_PROMETHEUS_URL", str.strip),
+    "autoscale_interval_seconds": ("TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS", float),
+    "metrics_port": ("TOKENFLEET_METRICS_PORT", int),
+    "health_port": ("TOKENFLEET_HEALTH_PORT", int),
+    "log_level": ("TOKENFLEET_LOG_LEVEL", lambda v: v.strip().upper()),
+    "log_format": ("TOKENFLEET_LOG_FORMAT", lambda v: v.strip().lower()),
+}
+
+
+def parse_namespaces(value: str) -> tuple[str, ...]:
+    """A comma-separated namespace list; blanks dropped, order kept, duplicates removed."""
+    names = [n.strip() for n in value.split(",")]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """Settings from TOKENFLEET_* variables; unset or empty variables keep the defaults."""
+    env = os.environ if env is None else env
+    values = {}
+    for name, (var, parse) in ENV.items():
+        raw = env.get(var, "")
+        if raw.strip() == "":
+            continue
+        try:
+            values[name] = parse(raw)  # type: ignore[operator]
+        except ValueError as err:
+            raise ValueError(f"{var}={raw!r}: {err}") from None
+    try:
+        return OperatorConfig(**values)
+    except ValueError as err:
+        raise ValueError(f"invalid TOKENFLEET_* setting: {err}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI flags; each overrides its environment variable when given."""
+    flag = parser.add_argument
+    flag("--image", help="image of the router and cache workloads (env TOKENFLEET_IMAGE)")
+    flag("--image-pull-policy", choices=PULL_POLICIES, help="their pull policy (env TOKENFLEET_IMAGE_PULL_POLICY)")
+    flag("--namespace", dest="watch_namespaces", action="append", metavar="NS",
+         help="watch only this namespace; repeatable or comma-separated; default: all namespaces "
+              "(env TOKENFLEET_WATCH_NAMESPACES)")
+    flag("--peering", help="kopf peering name for high availability; empty: standalone (env TOKENFLEET_PEERING)")
+    flag("--prometheus-url", help="Prometheus the autoscaler reads; empty: replicas hold (env TOKENFLEET_PROMETHEUS_URL)")
+    flag("--autoscale-interval", dest="autoscale_interval_seconds", type=float, metavar="SECONDS",
+         help="seconds between autoscaling decisions (env TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS, default 15)")
+    flag("--metrics-port", type=int, help="port of the operator's /metrics; 0 disables it (env TOKENFLEET_METRICS_PORT, "
+         "default 8080)")
+    flag("--health-port", type=int, help="port of the liveness probe /healthz; 0 disables it (env TOKENFLEET_HEALTH_PORT, "
+         "default 8081)")
+    flag("--log-level", type=str.upper, choices=LOG_LEVELS, help="log level (env TOKENFLEET_LOG_LEVEL, default INFO)")
+    flag("--log-format", choices=LOG_FORMATS, help="log format (env TOKENFLEET_LOG_FORMAT, default json)")
+
+
+def with_args(config: OperatorConfig, args: argparse.Namespace) -> OperatorConfig:
+    """``config`` with every flag that was given on the command line applied over it."""
+    changes = {}
+    for f in fields(OperatorConfig):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if f.name == "watch_namespaces":
+            value = parse_namespaces(",".join(value))
+        changes[f.name] = value
+    return replace(config, **changes)

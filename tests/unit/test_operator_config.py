@@ -1,0 +1,118 @@
+"""Operator settings from the environment and flags, and the kopf settings and handlers they produce."""
+
+import argparse
+import logging
+
+import kopf
+import pytest
+
+from tokenfleet.config import OperatorConfig, add_arguments, from_env, parse_namespaces, with_args
+from tokenfleet.handlers import build_registry, kopf_settings
+from tokenfleet.kube import Kube
+from tokenfleet.handlers.common import build_memo
+from tokenfleet.render import Settings
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_match_the_renderer_and_the_chart_contract():
+    cfg = from_env({})
+    assert cfg.image == Settings().image and cfg.image_pull_policy == Settings().image_pull_policy
+    assert (cfg.watch_namespaces, cfg.peering, cfg.prometheus_url) == ((), "", "")
+    assert (cfg.autoscale_interval_seconds, cfg.metrics_port, cfg.health_port) == (15.0, 8080, 8081)
+    assert (cfg.log_level, cfg.log_format) == ("INFO", "json")
+    assert cfg.clusterwide
+
+
+def test_every_environment_variable_is_read():
+    cfg = from_env({
+        "TOKENFLEET_IMAGE": "reg/tf:1", "TOKENFLEET_IMAGE_PULL_POLICY": "Always",
+        "TOKENFLEET_WATCH_NAMESPACES": "a, b,,a", "TOKENFLEET_PEERING": "tokenfleet",
+        "TOKENFLEET_PROMETHEUS_URL": "http://prom:9090", "TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "30",
+        "TOKENFLEET_METRICS_PORT": "9000", "TOKENFLEET_HEALTH_PORT": "9001", "TOKENFLEET_LOG_LEVEL": "debug",
+        "TOKENFLEET_LOG_FORMAT": "PLAIN",
+    })
+    assert cfg == OperatorConfig(image="reg/tf:1", image_pull_policy="Always", watch_namespaces=("a", "b"),
+                                 peering="tokenfleet", prometheus_url="http://prom:9090",
+                                 autoscale_interval_seconds=30.0, metrics_port=9000, health_port=9001,
+                                 log_level="DEBUG", log_format="plain")
+    assert not cfg.clusterwide
+    assert cfg.render_settings.image == "reg/tf:1"
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"TOKENFLEET_METRICS_PORT": "eighty"}, "TOKENFLEET_METRICS_PORT"),
+    ({"TOKENFLEET_LOG_FORMAT": "xml"}, "log format"),
+    ({"TOKENFLEET_IMAGE_PULL_POLICY": "Sometimes"}, "pull policy"),
+    ({"TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "0"}, "interval"),
+    ({"TOKENFLEET_HEALTH_PORT": "70000"}, "port"),
+])
+def test_bad_settings_are_refused_with_the_variable_named(env, needle):
+    with pytest.raises(ValueError, match=needle):
+        from_env(env)
+
+
+def test_flags_override_the_environment_only_when_given():
+    base = from_env({"TOKENFLEET_IMAGE": "env/img:1", "TOKENFLEET_WATCH_NAMESPACES": "a"})
+    assert with_args(base, parse()) == base
+    cfg = with_args(base, parse("--image", "flag/img:2", "--namespace", "x,y", "--namespace", "z",
+                                "--metrics-port", "0", "--log-level", "warning"))
+    assert (cfg.image, cfg.watch_namespaces, cfg.metrics_port, cfg.log_level) == (
+        "flag/img:2", ("x", "y", "z"), 0, "WARNING")
+
+
+def test_parse_namespaces_drops_blanks_and_duplicates():
+    assert parse_namespaces(" a ,b,, a,c ") == ("a", "b", "c")
+    assert parse_namespaces("") == ()
+
+
+def test_kopf_keeps_its_state_in_annotations_and_posts_only_deliberate_warnings():
+    settings = kopf_settings(OperatorConfig())
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert settings.persistence.progress_storage.prefix == "tokenfleet.io"
+    assert settings.posting.level == logging.WARNING and not settings.posting.loggers
+    assert settings.peering.standalone
+
+
+def test_a_peering_name_turns_peering_on():
+    settings = kopf_settings(OperatorConfig(peering="tokenfleet", watch_namespaces=("a",)))
+    assert not settings.peering.standalone and settings.peering.name == "tokenfleet"
+    assert settings.peering.mandatory and not settings.peering.clusterwide
+
+
+def test_children_are_watched_through_a_server_side_label_selector():
+    selectors = kopf_settings(OperatorConfig()).watching.label_selectors
+    assert set(selectors.values()) == {"app.kubernetes.io/managed-by=tokenfleet-operator"}
+    assert {s.any_name for s in selectors} == {
+        "deployments", "services", "configmaps"}
+
+
+def handler_ids(registry):
+    found = set()
+    for sub in (registry._changing, registry._watching, registry._indexing, registry._spawning):
+        found |= {str(h.id) for h in sub.get_all_handlers()}
+    return found
+
+
+def test_the_registry_holds_every_kind_and_no_deletion_handler():
+    registry = build_registry(OperatorConfig())
+    ids = handler_ids(registry)
+    assert {"modeltier", "cachepolicy", "fleet", "fleet_dependencies", "child_deployments"} <= ids
+    assert not any(getattr(h, "reason", None) == kopf.Reason.DELETE for h in registry._changing.get_all_handlers())
+
+
+def test_the_memo_carries_shared_state_and_the_error_counter():
+    memo = build_memo(OperatorConfig(image="x/y:1"), Kube(api_client=None))
+    memo.reconcile_errors.labels("ModelTier").inc()
+    value = memo.metrics.get_sample_value("tokenfleet_operator_reconcile_errors_total", {"kind": "ModelTier"})
+    assert value == 1.0
+    assert memo.metrics.get_sample_value("tokenfleet_operator_reconcile_errors_total", {"kind": "CachePolicy"}) == 0
+    assert memo.settings.image == "x/y:1"
+    with memo.locks.hold(("ModelTier", "ns", "a")):
+        with memo.locks.hold(("ModelTier", "ns", "b")):
+            pass

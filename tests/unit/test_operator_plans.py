@@ -1,0 +1,127 @@
+"""What each handler decides before touching the API: children to apply, or the problem to report."""
+
+import pytest
+
+from tokenfleet.api.v1alpha1 import InferenceFleetSpec
+from tokenfleet.conditions import (
+    CACHE_POLICY_NOT_FOUND,
+    INSUFFICIENT_GPU_MEMORY,
+    INVALID_SPEC,
+    TIER_INVALID,
+    TIER_NOT_FOUND,
+)
+from tokenfleet.handlers import cachepolicy, fleet, modeltier
+from tokenfleet.handlers.children import controller_of
+from tokenfleet.render import Meta, Settings
+
+SETTINGS = Settings(image="example/tokenfleet:test")
+
+
+def tier(name="small", **spec):
+    body = {"model": {"source": "hf://meta-llama/Llama-3.2-1B-Instruct", "parametersB": 1.24}, **spec}
+    return {"apiVersion": "tokenfleet.io/v1alpha1", "kind": "ModelTier",
+            "metadata": {"name": name, "namespace": "ns", "uid": "u-" + name}, "spec": body}
+
+
+MODELTIER_CASES = [
+    ("fits", {}, None, ["Deployment", "Service"]),
+    ("unknown quantization", {"quantization": {"weights": "int3"}}, INVALID_SPEC, []),
+    ("unknown gpu without memory", {"gpu": {"type": "acme-x1"}}, INVALID_SPEC, []),
+    ("unknown gpu with memory", {"gpu": {"type": "acme-x1", "memoryGiB": 48, "hourlyCostUSD": 1}}, None,
+     ["Deployment", "Service"]),
+    ("too large", {"model": {"source": "hf://x/y", "parametersB": 70}, "gpu": {"type": "nvidia-l4"}},
+     INSUFFICIENT_GPU_MEMORY, []),
+]
+
+
+@pytest.mark.parametrize("name, spec, reason, kinds", MODELTIER_CASES, ids=[c[0] for c in MODELTIER_CASES])
+def test_modeltier_plan(name, spec, reason, kinds):
+    problem, children, _, _ = modeltier.plan(tier(**spec), SETTINGS)
+    assert (problem.reason if problem else None) == reason
+    assert [c["kind"] for c in children] == kinds
+
+
+def test_an_invalid_modeltier_names_the_field():
+    problem, *_ = modeltier.plan(tier(quantization={"weights": "int3"}), SETTINGS)
+    assert "spec.quantization.weights" in problem.message
+    problem, *_ = modeltier.plan(tier(gpu={"type": "acme-x1"}), SETTINGS)
+    assert "spec.gpu.memoryGiB" in problem.message
+
+
+def test_a_model_too_large_reports_the_numbers():
+    problem, _, spec, fit = modeltier.plan(tier(model={"source": "hf://x/y", "parametersB": 70}), SETTINGS)
+    assert not fit.fits
+    assert f"{fit.required_gib:.1f} GiB" in problem.message and f"{fit.usable_gib:.1f} GiB" in problem.message
+    assert "1 x nvidia-l4" in problem.message
+    assert modeltier.status_fields(None, spec, fit)["gpuMemory"].startswith("model does not fit")
+
+
+def test_modeltier_status_reads_replicas_from_the_deployment():
+    dep = {"status": {"replicas": 3, "readyReplicas": 2}}
+    fields = modeltier.status_fields(dep, None, None)
+    assert fields == {"replicas": 3, "readyReplicas": 2, "gpuMemory": None}
+
+
+def test_cachepolicy_plan_renders_or_names_the_field():
+    obj = {"metadata": {"name": "c", "namespace": "ns", "uid": "u"}, "spec": {"store": {"type": "redis"}}}
+    problem, children = cachepolicy.plan(obj, SETTINGS)
+    assert problem.reason == INVALID_SPEC and "redisSecretRef" in problem.message and children == []
+    problem, children = cachepolicy.plan({**obj, "spec": {}}, SETTINGS)
+    assert problem is None and [c["kind"] for c in children] == ["Deployment", "Service"]
+    assert children[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "example/tokenfleet:test"
+
+
+META = Meta("chat", "ns", "u-chat")
+
+
+def deps(tiers=("small", "big"), missing=(), cache_missing=False, invalid=()):
+    found = {t: tier(t, quantization={"weights": "int3"}) if t in invalid else tier(t) for t in tiers}
+    return fleet.Dependencies(tiers=found, missing_tiers=list(missing), cache_policy_missing=cache_missing)
+
+
+FLEET_CASES = [
+    ("all found", {}, deps(), None),
+    ("a tier missing", {}, deps(tiers=("small",), missing=("big",)), TIER_NOT_FOUND),
+    ("a tier invalid", {}, deps(invalid=("big",)), TIER_INVALID),
+    ("cache missing", {"cachePolicyRef": "c"}, deps(cache_missing=True), CACHE_POLICY_NOT_FOUND),
+    ("cap for a tier it does not use", {"tokens": {"maxOutputTokens": {"other": 5}}}, deps(), INVALID_SPEC),
+]
+
+
+@pytest.mark.parametrize("name, extra, dependencies, reason", FLEET_CASES, ids=[c[0] for c in FLEET_CASES])
+def test_fleet_plan(name, extra, dependencies, reason):
+    spec = InferenceFleetSpec.model_validate({"tiers": ["small", "big"], **extra})
+    problem, children = fleet.plan(META, spec, dependencies, SETTINGS)
+    assert (problem.reason if problem else None) == reason
+    assert [c["kind"] for c in children] == ([] if reason else ["ConfigMap", "Deployment", "Service"])
+
+
+def test_a_missing_tier_is_named_in_the_message():
+    spec = InferenceFleetSpec.model_validate({"tiers": ["small", "big"]})
+    problem, _ = fleet.plan(META, spec, deps(tiers=("small",), missing=("big",)), SETTINGS)
+    assert "big" in problem.message and "spec.tiers" in problem.message
+
+
+def test_tier_summary_counts_ready_tiers_and_names_unready_ones():
+    ready = tier("a")
+    ready["status"] = {"readyReplicas": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    idle = tier("b")
+    idle["status"] = {"readyReplicas": 0, "conditions": [{"type": "Ready", "status": "True"}]}
+    broken = tier("c")
+    broken["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
+    assert fleet.tier_summary({"a": ready, "b": idle, "c": broken, "d": tier("d")}) == (1, ["c", "d"])
+
+
+OWNERS = [
+    ([], None),
+    ([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "controller": True}], None),
+    ([{"apiVersion": "tokenfleet.io/v1alpha1", "kind": "ModelTier", "name": "t", "controller": False}], None),
+    ([{"apiVersion": "tokenfleet.io/v1alpha1", "kind": "ModelTier", "name": "t", "controller": True}],
+     ("ModelTier", "t")),
+    ([{"apiVersion": "tokenfleet.io/v1alpha1", "kind": "Other", "name": "t", "controller": True}], None),
+]
+
+
+@pytest.mark.parametrize("refs, expected", OWNERS)
+def test_a_child_event_finds_its_controlling_resource(refs, expected):
+    assert controller_of(refs) == expected
