@@ -10,16 +10,24 @@ A decode step of vLLM's continuous batching costs (see ../shared/CALIBRATION.md)
               + prefill_tokens_in_step * prefill_ms_per_token
 
 - ``a``: 1.5 ms of fixed per-step work plus streaming the weights from HBM once per step at
-  90% of the datasheet bandwidth. H100 SXM, 8B: BF16 1.5 + 16 GB / 3.35 TB/s / 0.9 = 6.8 ms
-  (published 6.83), FP8 1.5 + 2.7 = 4.2 ms (published 4.62); L4 7B FP16 53 ms (58.3).
+  90% of the datasheet bandwidth, times the precision's kernel efficiency. H100 SXM, 8B:
+  BF16 1.5 + 16 GB / 3.35 TB/s / 0.9 = 6.8 ms (published ITL 6.83), FP8 1.5 + 8 GB / 3.35 /
+  0.9 / 0.92 = 4.4 ms (4.62); L4 7B FP16 53 ms (58.3); A100 40GB AWQ 5.5 ms (5.65).
 - ``kv_ms_per_token``: reading one context token's KV cache = KV bytes / (bandwidth x 0.9);
   128 KiB / 3.35 TB/s / 0.9 = 4.35e-5 ms (vLLM blog: ITL = 6.44 ms + 4.37e-5 ms x context).
 - ``b``: per-sequence work besides KV reads (sampling, scheduling), 0.045 ms x TB/s / bandwidth
-  at 8B, scaled by size and quantization (dequantization costs compute).
+  at 8B, scaled by sqrt(size / 8B) and by the precision (QUANT_SEQ_FACTOR).
 - ``prefill_ms_per_token``: 2 x parameters FLOPs at 65% of peak dense BF16 tensor throughput.
+- tensor parallelism multiplies every term by 1.5 (all-reduces), fitted on the one published
+  row: Llama-3-70B TP4 on H100, 8 x 32/128 tokens in 2,445 ms (model 2,460).
 
-Checked against the published figures (tests/unit/test_perf.py): H100 8B BF16 128/128 gives
-146 tok/s at concurrency 1 (published 145), 6.3k at 64 (6,958) and 12.6k at 256 (13,093).
+Checked against the published figures by tests/unit/test_perf.py (steady-state output tok/s,
+model vs published): H100 8B BF16 128/128 gives 146 at concurrency 1 (145), 6.5k at 64 (6,958),
+13.7k at 256 (13,093); FP8 226 (213) and 15.5k (15,704); L4 7B FP16 ~200/128 19 (17) and 730
+at 64 (832). Every throughput row of CALIBRATION.md is within 15% except AWQ-Marlin at
+concurrency 64: -16% on A100, +16% on L4 (no linear step model fits both GPUs' AWQ rows).
+Decode steps (ITL) match within 4% up to 256 running sequences on H100 BF16 and 7% on FP8; at
+512 the model is ~17% short, as decode turns compute-bound there and the model has no such term.
 """
 
 from __future__ import annotations
@@ -46,11 +54,31 @@ PEAK_TFLOPS = {
 }
 DEFAULT_BANDWIDTH_TBPS = 1.0
 DEFAULT_TFLOPS = 150.0
-# Extra per-sequence compute of dequantizing kernels (A100 AWQ-Marlin: b 0.074 vs 0.047 at FP16).
-QUANT_SEQ_FACTOR = {"none": 1.0, "fp8": 1.15, "int8": 1.15, "awq": 1.6, "gptq": 1.6, "int4": 1.8}
-TENSOR_PARALLEL_OVERHEAD = 1.15  # all-reduce per layer when weights are split across GPUs
-DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default
+# Weight streaming speed of each precision's kernels relative to 16-bit ones, at small batch.
+# Fitted on CALIBRATION.md: FP8 on H100 (4.62 ms ITL at concurrency 1, not the 2.4 ms that half
+# the bytes would give at full speed); AWQ-Marlin on A100 (177 tok/s) and L4 (43 tok/s) at
+# concurrency 1, where both read 4-bit weights at ~2/3 of the speed of 16-bit ones.
+QUANT_STREAM_EFFICIENCY = {"none": 1.0, "fp8": 0.92, "int8": 0.92, "awq": 0.66, "gptq": 0.66, "int4": 0.66}
+# Per-sequence work of each precision relative to 16-bit, fitted on the same rows at concurrency
+# 16 to 512 (int8 assumed like fp8; gptq and int4 like awq: no published rows).
+QUANT_SEQ_FACTOR = {"none": 1.0, "fp8": 1.05, "int8": 1.05, "awq": 1.0, "gptq": 1.0, "int4": 1.0}
+TENSOR_PARALLEL_OVERHEAD = 1.5  # all-reduces when weights are split across GPUs; fitted on 70B TP4 H100
+DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default on GPUs under 70 GiB and on A100 (see default_batch_limits)
+LARGE_GPU_GIB = 70.0
 STARTUP_SECONDS = 90.0  # pod start + weight load of a warm-cache 8B model; a default, not a measurement
+
+
+def default_batch_limits(gpu_type: str, memory_gib: float | None = None) -> tuple[int, int]:
+    """vLLM's defaults for (max_num_seqs, max_num_batched_tokens) of its OpenAI server on this GPU.
+
+    vLLM's EngineArgs.get_batch_defaults: 1024 sequences and 8192 tokens per step on GPUs with at
+    least 70 GiB other than A100 (H100, H200), else 256 and 2048.
+    """
+    gpu = GPU_TYPES.get(gpu_type)
+    mem = memory_gib or (gpu.memory_gib if gpu else 24.0)
+    if mem >= LARGE_GPU_GIB and "a100" not in gpu_type:
+        return 1024, 8192
+    return DEFAULT_MAX_NUM_SEQS, 2048
 
 
 @dataclass(frozen=True)
@@ -116,7 +144,7 @@ def build_profile(
     tp = TENSOR_PARALLEL_OVERHEAD if gpu_count > 1 else 1.0
     weight_bytes = parameters_b * 1e9 * WEIGHT_BYTES[weights]
     kv_bytes = kv_bytes_per_token(parameters_b, kv_cache)
-    a_ms = STEP_OVERHEAD_MS + weight_bytes / (bandwidth * gpu_count) * 1000.0 * tp
+    a_ms = STEP_OVERHEAD_MS + weight_bytes / (bandwidth * QUANT_STREAM_EFFICIENCY[weights] * gpu_count) * 1000.0 * tp
     b_ms = (
         PER_SEQ_MS_TBPS * 1e12 / (bandwidth / HBM_EFFICIENCY) * (parameters_b / 8.0) ** 0.5
         * QUANT_SEQ_FACTOR[weights] / gpu_count * tp
@@ -129,7 +157,7 @@ def build_profile(
         b_ms=b_ms,
         kv_ms_per_token=kv_ms,
         prefill_ms_per_token=prefill_ms,
-        max_num_seqs=max_num_seqs or DEFAULT_MAX_NUM_SEQS,
+        max_num_seqs=max_num_seqs or default_batch_limits(gpu_type, mem_gib)[0],
         kv_capacity_tokens=max(free_bytes, 0.0) / kv_bytes,
         hourly_usd=hourly * gpu_count,
     )

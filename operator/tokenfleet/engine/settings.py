@@ -5,24 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tokenfleet.engine.text import capability_for_size
-from tokenfleet.gpus import GPU_TYPES
-from tokenfleet.perf import EngineProfile, build_profile
+from tokenfleet.perf import EngineProfile, build_profile, default_batch_limits
 
 EMULATED_VLLM_VERSION = "0.30.0"  # the vLLM release whose API and metric names the emulator follows
-LARGE_GPU_GIB = 70  # vLLM picks larger batch defaults on GPUs with at least this much memory (not A100)
-
-
-def default_batch_limits(gpu_type: str, memory_gib: float | None = None) -> tuple[int, int]:
-    """vLLM's defaults for (max_num_seqs, max_num_batched_tokens) of the OpenAI server on this GPU.
-
-    vLLM (EngineArgs.get_batch_defaults): 1024 sequences and 8192 tokens per step on GPUs with
-    70 GiB or more other than A100, else 256 and 2048.
-    """
-    gpu = GPU_TYPES.get(gpu_type)
-    mem = memory_gib or (gpu.memory_gib if gpu else 24.0)
-    if mem >= LARGE_GPU_GIB and "a100" not in gpu_type:
-        return 1024, 8192
-    return 256, 2048
 
 
 @dataclass(frozen=True)
