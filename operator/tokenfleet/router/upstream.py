@@ -97,11 +97,11 @@ class Upstream:
         for attempt in (0, 1):  # a keep-alive connection the tier closed meanwhile: retry once
             try:
                 return await self.session.post(tier.urls[path], data=payload, headers=headers)
+            except aiohttp.ClientConnectorError:  # refused, no route, DNS: nothing listens (yet)
+                raise TierFailed(tier.name, "unreachable", starting=True) from None
             except RETRYABLE as err:
                 if attempt:
                     raise TierFailed(tier.name, f"connection error ({err.__class__.__name__})") from None
-            except aiohttp.ClientConnectorError:
-                raise TierFailed(tier.name, "unreachable", starting=True) from None
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
                 raise TierFailed(tier.name, "timeout") from None
             except aiohttp.ClientError as err:

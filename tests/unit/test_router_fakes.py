@@ -1,0 +1,117 @@
+"""Inline OpenAI-compatible upstreams for the router's unit tests: they count calls and answer as told."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.support.procs import free_port
+
+
+class FakeTier:
+    """A tier built inline: answers ``tokens`` with each token's logprob ``logprob``; counts every call."""
+
+    def __init__(self, name: str, *, logprob: float = -0.1, status: int = 200, delay: float = 0.0,
+                 tokens: tuple[str, ...] = ("Hello", " there", ",", " friend", "."), finish: str = "stop",
+                 token_delay: float = 0.0, break_after: int | None = None):
+        self.name, self.logprob, self.status, self.delay = name, logprob, status, delay
+        self.tokens, self.finish, self.token_delay, self.break_after = tokens, finish, token_delay, break_after
+        self.bodies: list[dict] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.bodies)
+
+    def _logprobs(self, kind: str, tokens) -> dict:
+        if kind == "chat":
+            return {"content": [{"token": t, "logprob": self.logprob, "top_logprobs": []} for t in tokens]}
+        return {"tokens": list(tokens), "token_logprobs": [self.logprob] * len(tokens)}
+
+    def _choice(self, kind: str, body: dict, tokens, finish) -> dict:
+        asked = bool(body.get("logprobs")) if kind == "chat" else body.get("logprobs") is not None
+        lp = self._logprobs(kind, tokens) if asked else None
+        text = "".join(tokens)
+        if kind == "chat":
+            return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": lp,
+                    "finish_reason": finish}
+        return {"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}
+
+    def _usage(self) -> dict:
+        return {"prompt_tokens": 10, "completion_tokens": len(self.tokens), "total_tokens": 10 + len(self.tokens)}
+
+    async def _generate(self, request: Request, kind: str) -> Response:
+        body = json.loads(await request.body())
+        self.bodies.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.status != 200:
+            return JSONResponse({"error": {"message": "boom", "type": "server_error", "code": None}}, self.status)
+        head = {"id": f"{self.name}-{self.calls}", "created": 1, "model": body["model"]}
+        if not body.get("stream"):
+            obj = "chat.completion" if kind == "chat" else "text_completion"
+            return JSONResponse({**head, "object": obj, "choices": [self._choice(kind, body, self.tokens, self.finish)],
+                                 "usage": self._usage()})
+        return StreamingResponse(self._events(kind, body, head), media_type="text/event-stream")
+
+    async def _events(self, kind: str, body: dict, head: dict):
+        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+        asked = bool(body.get("logprobs")) if kind == "chat" else body.get("logprobs") is not None
+        if kind == "chat":
+            yield _sse({**head, "object": obj, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                            "logprobs": None, "finish_reason": None}]})
+        for i, token in enumerate(self.tokens):
+            if self.break_after is not None and i >= self.break_after:
+                raise RuntimeError("the fake tier breaks the stream")
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            finish = self.finish if i == len(self.tokens) - 1 else None
+            lp = self._logprobs(kind, [token]) if asked else None
+            choice = ({"index": 0, "delta": {"content": token}, "logprobs": lp, "finish_reason": finish}
+                      if kind == "chat" else {"index": 0, "text": token, "logprobs": lp, "finish_reason": finish})
+            yield _sse({**head, "object": obj, "choices": [choice]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield _sse({**head, "object": obj, "choices": [], "usage": self._usage()})
+        yield b"data: [DONE]\n\n"
+
+    def app(self) -> Starlette:
+        async def chat(request):
+            return await self._generate(request, "chat")
+
+        async def completions(request):
+            return await self._generate(request, "completion")
+
+        async def models(request):
+            return JSONResponse({"object": "list", "data": [{"id": self.name, "object": "model"}]})
+
+        return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
+                                 Route("/v1/completions", completions, methods=["POST"]),
+                                 Route("/v1/models", models)])
+
+
+def _sse(obj: dict) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+@contextlib.asynccontextmanager
+async def serve(app, port: int | None = None):
+    """Serve an ASGI app with uvicorn inside the running event loop; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
+    server.install_signal_handlers = lambda: None  # older uvicorn
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
