@@ -256,10 +256,12 @@ async def configure(request: Request) -> Response:
             em.capability = min(1.0, max(0.0, float(body["capability"])))
         if "healthy" in body:
             em.healthy = bool(body["healthy"])
-        if "time_scale" in body and em.engine is not None:
-            if float(body["time_scale"]) <= 0:
+        if "time_scale" in body:
+            scale = float(body["time_scale"])
+            if scale <= 0:
                 raise ValueError("time_scale must be > 0")
-            em.engine.time_scale = float(body["time_scale"])
+            if em.engine is not None:
+                em.engine.time_scale = scale
     except (ValueError, TypeError, AttributeError) as err:
         return _error(ApiError(400, f"bad emulator config: {err}"))
     return JSONResponse({"fail_rate": em.fail_rate, "capability": em.capability, "healthy": em.healthy,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import urllib.request
 
 import httpx
 import openai
@@ -22,7 +23,9 @@ def client(engine):
 def metric_values(base: str) -> dict[str, float]:
     """Every sample of /metrics as {'name{labels}': value}."""
     out = {}
-    for line in httpx.get(base + "/metrics").text.splitlines():
+    with urllib.request.urlopen(base + "/metrics") as resp:
+        body = resp.read().decode()
+    for line in body.splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.rpartition(" ")
             out[key] = float(value)
