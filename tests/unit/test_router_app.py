@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from test_router_fakes import FakeTier, serve
+from test_router_fakes import FakeTier, serve, start, stop
 from tokenfleet.api.routerconfig import RouterConfig
 from tokenfleet.router.app import build_app
 from tokenfleet.router.settings import RouterSettings
@@ -29,20 +29,23 @@ def config(tiers: list[tuple[str, str]], *, tier_extra: dict | None = None, **fi
 @contextlib.asynccontextmanager
 async def fleet(*fakes: FakeTier, keys: dict | None = None, tier_extra: dict | None = None, **fields):
     """Serve the fakes and a router in front of them; yields (router URL, core)."""
-    async with contextlib.AsyncExitStack() as stack:
-        urls = [await stack.enter_async_context(serve(f.app())) for f in fakes]
-        cfg = config([(f.name, u) for f, u in zip(fakes, urls)], tier_extra=tier_extra, **fields)
+    servers = list(await asyncio.gather(*[start(f.app()) for f in fakes]))
+    try:
+        cfg = config([(f.name, s[2]) for f, s in zip(fakes, servers)], tier_extra=tier_extra, **fields)
         app = build_app(RouterSettings(config=cfg, api_keys=keys))
-        url = await stack.enter_async_context(serve(app))
-        yield url, app.state.core
+        servers.append(await start(app))
+        yield servers[-1][2], app.state.core
+    finally:
+        await stop(*servers)
 
 
 def client(url: str, key: str = "sk-test") -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+    return openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0,
+                              http_client=httpx.AsyncClient(verify=False))
 
 
 async def post(url: str, body, headers: dict | None = None, path: str = "/v1/chat/completions") -> httpx.Response:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=False) as http:
         if isinstance(body, (bytes, str)):
             return await http.post(url + path, content=body, headers=headers or {})
         return await http.post(url + path, json=body, headers=headers or {})

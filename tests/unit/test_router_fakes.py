@@ -99,19 +99,30 @@ def _sse(obj: dict) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-@contextlib.asynccontextmanager
-async def serve(app, port: int | None = None):
-    """Serve an ASGI app with uvicorn inside the running event loop; yields its base URL."""
+async def start(app, port: int | None = None) -> tuple[uvicorn.Server, asyncio.Task, str]:
+    """Start serving an ASGI app with uvicorn inside the running event loop."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
-    server.install_signal_handlers = lambda: None  # older uvicorn
     task = asyncio.ensure_future(server.serve())
     while not server.started:
         if task.done():
             task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
+        await asyncio.sleep(0.005)
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def stop(*servers: tuple[uvicorn.Server, asyncio.Task, str]) -> None:
+    """Stop servers together (each takes a main-loop tick to notice)."""
+    for server, _, _ in servers:
         server.should_exit = True
-        await task
+    await asyncio.gather(*[task for _, task, _ in servers])
+
+
+@contextlib.asynccontextmanager
+async def serve(app, port: int | None = None):
+    """Serve an ASGI app with uvicorn inside the running event loop; yields its base URL."""
+    running = await start(app, port)
+    try:
+        yield running[2]
+    finally:
+        await stop(running)

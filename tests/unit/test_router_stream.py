@@ -17,7 +17,7 @@ from tests.support.procs import free_port
 async def raw_stream(url: str, body: dict, path: str = "/v1/chat/completions") -> tuple[httpx.Response, list]:
     """The response and its events as they arrive: parsed chunks, then the string '[DONE]'."""
     events = []
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=False) as http:
         async with http.stream("POST", url + path, json={**body, "stream": True}) as resp:
             buffer = b""
             async for piece in resp.aiter_bytes():
