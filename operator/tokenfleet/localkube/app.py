@@ -18,6 +18,9 @@ from tokenfleet.localkube.state import ServedRequest, State
 
 log = logging.getLogger(__name__)
 PARTIAL = "as=PartialObjectMetadata"
+STATE = web.AppKey("localkube_state", State)
+TARGET = web.RequestKey("localkube_target", object)
+NAME = web.RequestKey("localkube_name", str)
 
 
 @dataclasses.dataclass
@@ -106,7 +109,7 @@ async def _collection(request: web.Request, state: State, target: Target) -> web
     if request.method == "POST":
         body = operations.parse_body(await request.read(), request.content_type)
         obj = state.store.create(res, target.namespace, body, q.get("dryRun") == "All", target.version)
-        request["lk_name"] = obj["metadata"]["name"]
+        request[NAME] = obj["metadata"]["name"]
         return _render_one(request, target, obj, 201)
     keep = make_filter(q.get("labelSelector"), q.get("fieldSelector"), res.plural)
     if request.method == "DELETE":
@@ -150,7 +153,7 @@ async def _watch(request: web.Request, state: State, target: Target, keep: Any) 
 async def _item(request: web.Request, state: State, target: Target) -> web.Response:
     res, q, name = target.res, request.query, target.name
     assert name is not None
-    request["lk_name"] = name
+    request[NAME] = name
     dry_run = q.get("dryRun") == "All"
     if request.method == "GET":
         obj = state.store.get(res, target.namespace, name)
@@ -174,7 +177,7 @@ async def _item(request: web.Request, state: State, target: Target) -> web.Respo
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
-    state: State = request.app["state"]
+    state: State = request.app[STATE]
     path = "/" + request.path.strip("/")
     if path in ("/healthz", "/readyz", "/livez"):
         return web.Response(text="ok")
@@ -193,7 +196,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         return answer
     group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
     target = _parse_target(state, group, version, parts[head:], path)
-    request["lk_target"] = target
+    request[TARGET] = target
     if target.name is None:
         return await _collection(request, state, target)
     return await _item(request, state, target)
@@ -201,7 +204,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def _errors_and_records(request: web.Request, handler: Any) -> web.StreamResponse:
-    state: State = request.app["state"]
+    state: State = request.app[STATE]
     status = 500
     try:
         response = await handler(request)
@@ -215,17 +218,17 @@ async def _errors_and_records(request: web.Request, handler: Any) -> web.StreamR
         status = 500
         return _json(KubeError(500, "InternalError", f"localkube: {type(err).__name__}: {err}").status(), 500)
     finally:
-        target = request.get("lk_target")
+        target = request.get(TARGET)
         state.record(ServedRequest(
             method=request.method, path=request.path, query=dict(request.query), status=status,
             resource=target.res.plural if target else None, group=target.res.group if target else None,
-            namespace=target.namespace if target else None, name=request.get("lk_name"),
+            namespace=target.namespace if target else None, name=request.get(NAME),
             subresource=target.sub if target else None, time=time.time()))
 
 
 def build_app(state: State) -> web.Application:
     """One catch-all route; the state (store, registry, counters) travels on the app."""
     app = web.Application(middlewares=[_errors_and_records], client_max_size=64 * 1024 * 1024)
-    app["state"] = state
+    app[STATE] = state
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app

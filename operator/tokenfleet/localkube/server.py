@@ -78,9 +78,9 @@ class LocalKube:
         ns_res = self.state.registry.get("", "namespaces")
         for name in BOOT_NAMESPACES:
             store.create(ns_res, None, {"metadata": {"name": name}})
-        self._runner = web.AppRunner(build_app(self.state), access_log=None)
+        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self.state.port = self._runner.addresses[0][1]
 
