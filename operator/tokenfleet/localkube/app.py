@@ -108,6 +108,7 @@ async def _collection(request: web.Request, state: State, target: Target) -> web
     res, q = target.res, request.query
     if request.method == "POST":
         body = operations.parse_body(await request.read(), request.content_type)
+        operations.check_strict(res, body, q, target.version)
         obj = state.store.create(res, target.namespace, body, q.get("dryRun") == "All", target.version)
         request[NAME] = obj["metadata"]["name"]
         return _render_one(request, target, obj, 201)
@@ -164,6 +165,7 @@ async def _item(request: web.Request, state: State, target: Target) -> web.Respo
             obj = operations.write_scale(state.store, res, target.namespace, name, body or {}, dry_run,
                                          target.version)
         else:
+            operations.check_strict(res, body, q, target.version)
             obj = state.store.update(res, target.namespace, name, body, target.sub, dry_run, target.version)
         return _render_one(request, target, obj)
     if request.method == "PATCH":
@@ -184,6 +186,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if path == "/version":
         return _json(discovery.VERSION)
     parts = path.strip("/").split("/")
+    if parts[:2] == ["openapi", "v3"]:
+        return _openapi(state, parts[2:], path)
     if parts[0] not in ("api", "apis") or (parts[0] == "api" and len(parts) > 1 and parts[1] != "v1"):
         raise endpoint_not_found(path)
     head = 2 if parts[0] == "api" else 3
@@ -200,6 +204,17 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if target.name is None:
         return await _collection(request, state, target)
     return await _item(request, state, target)
+
+
+def _openapi(state: State, rest: list[str], path: str) -> web.Response:
+    if not rest:
+        return _json(discovery.openapi_v3_root(state.registry))
+    group, version = ("", rest[1]) if rest[0] == "api" and len(rest) == 2 else \
+        (rest[1], rest[2]) if rest[0] == "apis" and len(rest) == 3 else ("", "")
+    doc = discovery.openapi_v3_group_version(state.registry, group, version) if version else None
+    if doc is None:
+        raise endpoint_not_found(path)
+    return _json(doc)
 
 
 @web.middleware

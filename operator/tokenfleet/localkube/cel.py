@@ -8,19 +8,30 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-try:  # cel-python is a runtime dependency; without it rules are skipped (and the docs say so)
-    import celpy
-except ImportError:  # pragma: no cover - exercised only where the dependency is missing
-    celpy = None
+@functools.lru_cache(maxsize=1)
+def _celpy() -> Any:
+    """cel-python, imported on first use (it takes a few tenths of a second); None if it is not installed."""
+    try:
+        import celpy
+    except ImportError:  # pragma: no cover - only where the dependency is missing: rules are skipped
+        log.warning("cel-python is not installed: x-kubernetes-validations rules are not evaluated")
+        return None
+    return celpy
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    return _celpy().Environment()
 
 
 @functools.lru_cache(maxsize=512)
 def _program(rule: str) -> Any:
-    env = celpy.Environment()
+    env = _environment()
     return env.program(env.compile(rule))
 
 
 def _evaluate(rule: str, value: Any, old: Any) -> Any:
+    celpy = _celpy()
     activation = {"self": celpy.json_to_cel(value)}
     if old is not None:
         activation["oldSelf"] = celpy.json_to_cel(old)
@@ -34,6 +45,7 @@ def check(rule: dict, value: Any, old: Any) -> str | None:
     as in the API server. An evaluation error (e.g. a missing field) fails the rule with its reason.
     """
     text = rule.get("rule", "")
+    celpy = _celpy()
     if celpy is None or not text:
         return None
     if "oldSelf" in text and old is None:

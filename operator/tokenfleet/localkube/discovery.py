@@ -104,3 +104,34 @@ def aggregated_version(accept: str) -> str | None:
             params = dict(p.strip().split("=", 1) for p in media.split(";")[1:] if "=" in p)
             return f"apidiscovery.k8s.io/{params.get('v', 'v2')}"
     return None
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def openapi_v3_root(registry: Registry) -> dict:
+    """/openapi/v3: one document per group-version (kubectl reads it to learn that fieldValidation works)."""
+    return {"paths": {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash=localkube"}
+                      for g, versions in registry.group_versions().items() for v in versions}}
+
+
+def openapi_v3_group_version(registry: Registry, group: str, version: str) -> dict | None:
+    """A minimal OpenAPI v3 document: PATCH operations that declare the ``fieldValidation`` parameter.
+
+    No component schemas: kubectl then validates on the server (``fieldValidation=Strict``) and patches
+    custom resources with a JSON merge patch, as it does for CRDs without published schemas.
+    """
+    resources = registry.in_group_version(group, version)
+    if not resources:
+        return None
+    param = {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+    paths = {}
+    for res in resources:
+        scope = "/namespaces/{namespace}" if res.namespaced else ""
+        gvk = {"group": res.group, "version": version, "kind": res.kind}
+        paths[f"/{_gv_path(group, version)}{scope}/{res.plural}/{{name}}"] = {
+            "patch": {"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch", "parameters": [param],
+                      "responses": {"200": {"description": "OK"}}}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (localkube)", "version": "v1.35.0"}, "paths": paths,
+            "components": {"schemas": {}}}

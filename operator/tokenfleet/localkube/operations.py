@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tokenfleet.localkube import patching
+from tokenfleet.localkube import patching, schema
 from tokenfleet.localkube.controllers import FOREGROUND, ORPHAN
 from tokenfleet.localkube.errors import KubeError, bad_request, conflict, gone, not_found, unsupported_media
 from tokenfleet.localkube.resources import Resource
@@ -44,6 +44,17 @@ def list_objects(store: Store, res: Resource, namespace: str | None, keep: Any, 
         meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
     return items, meta
+
+
+def check_strict(res: Resource, body: Any, params: Any, version: str) -> None:
+    """``fieldValidation=Strict`` (kubectl's default): unknown fields of a custom resource are a 400."""
+    if params.get("fieldValidation") != "Strict" or not res.custom or not isinstance(body, dict):
+        return
+    unknown = schema.unknown_fields(res.schema(version), body)
+    if unknown:
+        fields = ", ".join(f'unknown field "{f}"' for f in unknown)
+        raise bad_request(f"{res.kind} in version \"{version}\" cannot be handled as a {res.kind}: "
+                          f"strict decoding error: {fields}")
 
 
 def parse_body(raw: bytes, content_type: str) -> Any:
@@ -155,6 +166,7 @@ def patch(store: Store, res: Resource, namespace: str | None, name: str, sub: st
     patched = apply_patch(res, relabel(current, res.api_version(version)), content_type, body)
     if not isinstance(patched, dict):
         raise bad_request("the patched object is not a JSON object")
+    check_strict(res, patched, params, version)
     meta = patched.setdefault("metadata", {})
     if meta.get("resourceVersion") not in (None, "", current["metadata"]["resourceVersion"]):
         raise conflict(res, name)

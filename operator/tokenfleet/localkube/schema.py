@@ -56,6 +56,31 @@ def prune_and_default(schema: dict | None, obj: dict) -> dict:
     return {**{k: obj[k] for k in _ROOT_KEEP if k in obj}, **pruned}
 
 
+def unknown_fields(schema: dict | None, obj: dict) -> list[str]:
+    """Paths of the fields pruning would drop, for ``fieldValidation=Strict`` (e.g. ``spec.bogus``)."""
+    if not schema:
+        return []
+    found: list[str] = []
+
+    def walk(node: dict, value: Any, path: str) -> None:
+        if isinstance(value, dict) and not node.get("x-kubernetes-preserve-unknown-fields"):
+            props, extra = node.get("properties") or {}, node.get("additionalProperties")
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else key
+                if key in props:
+                    walk(props[key], item, where)
+                elif isinstance(extra, dict):
+                    walk(extra, item, where)
+                elif not extra and not (node.get("x-kubernetes-embedded-resource") and key in _ROOT_KEEP):
+                    found.append(where)
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for n, item in enumerate(value):
+                walk(node["items"], item, f"{path}[{n}]")
+
+    walk(schema, {k: v for k, v in obj.items() if k not in _ROOT_KEEP}, "")
+    return found
+
+
 # ---------------------------------------------------------------- validation
 
 def _fmt(value: Any) -> str:

@@ -24,7 +24,8 @@ BOOT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 def _load_yaml_docs(path: str | Path) -> list[dict]:
     path = Path(path)
     files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
-    return [doc for f in files for doc in yaml.safe_load_all(f.read_text()) if isinstance(doc, dict)]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster on large CRDs
+    return [doc for f in files for doc in yaml.load_all(f.read_text(), Loader=loader) if isinstance(doc, dict)]
 
 
 class LocalKube:
