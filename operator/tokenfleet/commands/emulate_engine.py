@@ -93,5 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from tokenfleet.engine.app import build_app
 
     uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False, timeout_graceful_shutdown=1)
+                access_log=False, proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=1)
     return 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import time
-from collections import defaultdict, deque
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,70 +14,12 @@ from starlette.routing import Route
 
 from tokenfleet import __version__
 from tokenfleet.engine import responses as fmt
-from tokenfleet.engine.answers import Choice, build_choices
-from tokenfleet.engine.metrics import CONTENT_TYPE, EngineMetrics
-from tokenfleet.engine.protocol import ApiError, Plan, parse_body, plan_chat, plan_completion
-from tokenfleet.engine.runtime import EngineLoop, Job
+from tokenfleet.engine.answers import Choice
+from tokenfleet.engine.metrics import CONTENT_TYPE
+from tokenfleet.engine.protocol import ApiError, Plan
+from tokenfleet.engine.runtime import Job
 from tokenfleet.engine.settings import EMULATED_VLLM_VERSION, EngineSettings
-
-CHAT = "/v1/chat/completions"
-COMPLETIONS = "/v1/completions"
-RECENT_REQUESTS = 100  # request bodies kept for /_emulator/stats
-
-
-class Stats:
-    """Calls counted for tests and benchmarks (``GET /_emulator/stats``)."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.by_endpoint: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.total = 0
-        self.in_flight = 0
-        self.injected_failures = 0
-        self.recent: deque = deque(maxlen=RECENT_REQUESTS)
-
-    def record(self, endpoint: str, body: dict) -> None:
-        self.total += 1
-        self.by_endpoint[endpoint][str(body.get("model"))] += 1
-        self.recent.append({"endpoint": endpoint, "body": body})
-
-    def as_dict(self) -> dict:
-        by_model: dict[str, int] = defaultdict(int)
-        for models in self.by_endpoint.values():
-            for model, count in models.items():
-                by_model[model] += count
-        return {"total": self.total, "in_flight": self.in_flight, "injected_failures": self.injected_failures,
-                "requests": {e: dict(m) for e, m in self.by_endpoint.items()}, "by_model": dict(by_model),
-                "recent": list(self.recent)}
-
-
-class Emulator:
-    """Everything the routes share; built in the lifespan."""
-
-    def __init__(self, settings: EngineSettings):
-        self.settings = settings
-        self.metrics = EngineMetrics(settings.served_name, legacy_names=settings.legacy_metric_names)
-        self.stats = Stats()
-        self.engine = None if settings.instant else EngineLoop(settings, self.metrics)
-        self.capability = settings.resolved_capability()
-        self.fail_rate = settings.fail_rate
-        self.healthy = True
-        self.rng = random.Random(settings.fail_seed)
-        self.ready_at = time.monotonic() + settings.startup_delay
-        self.created = int(time.time())
-
-    def check_serving(self) -> None:
-        if time.monotonic() < self.ready_at:
-            raise ApiError(503, "the engine is loading the model (--startup-delay)")
-        if not self.healthy:
-            raise ApiError(503, "the engine is unhealthy (set by /_emulator/config)")
-
-    def maybe_fail(self) -> None:
-        if self.fail_rate and self.rng.random() < self.fail_rate:
-            self.stats.injected_failures += 1
-            raise ApiError(500, "injected failure (--fail-rate)")
+from tokenfleet.engine.state import CHAT, COMPLETIONS, Emulator
 
 
 def _error(err: ApiError) -> Response:
@@ -159,13 +99,8 @@ async def _generate(request: Request, endpoint: str) -> Response:
     streaming = False
     try:
         em.check_serving()
-        body = parse_body(await request.body())
-        em.stats.record(endpoint, body)
-        em.maybe_fail()
-        plan = (plan_chat if endpoint == CHAT else plan_completion)(body, em.settings.max_model_len)
-        if plan.model not in em.settings.models:
-            raise ApiError(404, f"The model `{plan.model}` does not exist.", param="model")
-        choices = build_choices(plan, em.settings.served_name, em.capability)
+        prepared = em.accept(endpoint, await request.body())
+        plan, choices = prepared.plan, prepared.choices
         rid, created = fmt.request_id(plan.kind), int(time.time())
         if em.engine is None:
             _count_instant(em, plan, choices, started)
@@ -173,7 +108,7 @@ async def _generate(request: Request, endpoint: str) -> Response:
                 streaming = True
                 return StreamingResponse(_stream_instant(em, plan, choices, rid, created),
                                          media_type="text/event-stream")
-            return Response(fmt.dumps(fmt.full_response(plan, choices, rid, created)), media_type="application/json")
+            return Response(prepared.response(rid, created), media_type="application/json")
         try:
             job = em.engine.submit(choices)
         except ValueError as err:
@@ -184,7 +119,7 @@ async def _generate(request: Request, endpoint: str) -> Response:
         if not await _wait_or_disconnect(request, job):
             em.engine.abort(job)
             return _error(ApiError(499, "client disconnected"))
-        return Response(fmt.dumps(fmt.full_response(plan, choices, rid, created)), media_type="application/json")
+        return Response(prepared.response(rid, created), media_type="application/json")
     except ApiError as err:
         return _error(err)
     finally:
@@ -253,7 +188,7 @@ async def configure(request: Request) -> Response:
         if "fail_rate" in body:
             em.fail_rate = min(1.0, max(0.0, float(body["fail_rate"])))
         if "capability" in body:
-            em.capability = min(1.0, max(0.0, float(body["capability"])))
+            em.set_capability(min(1.0, max(0.0, float(body["capability"]))))
         if "healthy" in body:
             em.healthy = bool(body["healthy"])
         if "time_scale" in body:

@@ -85,6 +85,7 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=8192)
 def count_tokens(text: str) -> int:
     """Number of emulator tokens in ``text``."""
     return len(tokenize(text))
@@ -121,6 +122,7 @@ def stable_hash(*parts) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+@functools.lru_cache(maxsize=8192)
 def estimate_difficulty(text: str) -> float:
     """Difficulty in [0, 1] of a prompt: a ``[difficulty=D]`` tag, else an estimate from its wording.
 
