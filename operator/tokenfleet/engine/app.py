@@ -56,6 +56,8 @@ async def _stream_job(em: Emulator, plan: Plan, job: Job, rid: str, created: int
                     yield fmt.delta_chunk(plan, rid, created, choice, sent[index], produced, produced >= choice.count)
                     sent[index] = produced
             if job.done.done():
+                if job.done.cancelled():
+                    return  # the engine died: end without [DONE] so the client sees a broken stream
                 break
         if plan.include_usage:
             yield fmt.usage_chunk(plan, rid, created, sum(c.count for c in job.choices))
@@ -113,10 +115,14 @@ async def _generate(request: Request, endpoint: str) -> Response:
             job = em.engine.submit(choices)
         except ValueError as err:
             raise ApiError(400, str(err)) from None
+        except RuntimeError as err:
+            raise ApiError(503, str(err)) from None
         if plan.stream:
             streaming = True
             return StreamingResponse(_stream_job(em, plan, job, rid, created), media_type="text/event-stream")
         if not await _wait_or_disconnect(request, job):
+            if em.engine.dead:
+                raise ApiError(500, em.engine.dead)
             em.engine.abort(job)
             return _error(ApiError(499, "client disconnected"))
         return Response(prepared.response(rid, created), media_type="application/json")

@@ -42,9 +42,12 @@ class EngineLoop:
         self._next_id = 0
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self.dead: str | None = None  # why the loop stopped, if it did
 
     def submit(self, choices: list[Choice]) -> Job:
         """Queue every choice of a request as one sequence; raises ValueError if one cannot fit the KV cache."""
+        if self.dead:
+            raise RuntimeError(self.dead)
         job = Job(choices, self._loop.time())
         for index, choice in enumerate(choices):
             rid = self._next_id
@@ -65,7 +68,21 @@ class EngineLoop:
             job.done.cancel()
 
     async def run(self) -> None:
-        """Step forever; idle while nothing runs or waits."""
+        """Step forever; on an internal error, fail every request and stop (like vLLM's dead engine)."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a bug must not leave requests hanging
+            log.exception("engine loop failed")
+            self.dead = f"engine loop failed: {err!r}"
+            for job, _ in list(self._owners.values()):
+                if not job.done.done():
+                    job.done.cancel()
+                job.event.set()
+            self._owners.clear()
+
+    async def _run(self) -> None:
         loop = self._loop
         deadline = loop.time()
         while True:

@@ -95,6 +95,8 @@ class Emulator:
             raise ApiError(503, "the engine is loading the model (--startup-delay)")
         if not self.healthy:
             raise ApiError(503, "the engine is unhealthy (set by /_emulator/config)")
+        if self.engine is not None and self.engine.dead:
+            raise ApiError(503, self.engine.dead)
 
     def maybe_fail(self) -> None:
         if self.fail_rate and self.rng.random() < self.fail_rate:
