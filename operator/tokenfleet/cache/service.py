@@ -1,0 +1,232 @@
+"""What the cache service does for each request: keys, exact layer, embedding, semantic layer, store, invalidate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from tokenfleet import cachekey
+from tokenfleet.cache import guard
+from tokenfleet.cache.batching import MicroBatcher
+from tokenfleet.cache.core import CacheCore, Entry
+from tokenfleet.cache.metrics import CacheMetrics
+from tokenfleet.cache.settings import CacheSettings
+from tokenfleet.cache.store import MemoryStore, Record, RedisStore
+
+log = logging.getLogger("tokenfleet.cache")
+# The key functions, shared with the router; a test may pass colliding ones to prove isolation holds anyway.
+DEFAULT_KEYS = SimpleNamespace(exact_key=cachekey.exact_key, partition_key=cachekey.partition_key,
+                               semantic_text=cachekey.semantic_text)
+UNCACHEABLE_FINISH = {"length", "content_filter", None}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A lookup's answer: the layer that found it, the entry, and the similarity (semantic only)."""
+
+    kind: str
+    entry: Entry
+    similarity: float | None = None
+
+
+def refusal(response) -> str | None:
+    """Why a response must not be cached (None when it may be)."""
+    if not isinstance(response, dict):
+        return "not_an_object"
+    if "error" in response:
+        return "error_body"
+    choices = response.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return "no_choices"
+    for choice in choices:
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if finish in UNCACHEABLE_FINISH:
+            return f"finish_reason_{finish or 'missing'}"
+    return None
+
+
+class CacheService:
+    """State shared by the routes: settings, core, embedder, batcher, backing store, metrics."""
+
+    def __init__(self, settings: CacheSettings, embedder=None, keys=DEFAULT_KEYS, clock=time.time,
+                 metrics: CacheMetrics | None = None):
+        self.settings = settings
+        self.keys = keys
+        self.metrics = metrics or CacheMetrics()
+        self.core = CacheCore(settings.cache_config(), clock=clock, on_evict=self.metrics.evicted)
+        self.store = (RedisStore(settings.redis_url, settings.redis_prefix, on_error=self.metrics.store_errors.inc)
+                      if settings.redis_url else MemoryStore())
+        self.embedder = embedder
+        self.batcher: MicroBatcher | None = None
+        self.model_error: str | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        """Load the model (in the background), start sweeping, rebuild from and follow the store."""
+        self.metrics.watch_entries(self.core.counts)
+        if self.embedder is not None:
+            self._start_batcher()
+        else:
+            self._spawn(self._load_model())
+        self._spawn(self._sweeper())
+        await self.store.start(self._apply_records, self._apply_invalidate)
+
+    async def _load_model(self) -> None:
+        from tokenfleet.cache.embed import Embedder
+
+        started = time.monotonic()
+        try:
+            self.embedder = await asyncio.to_thread(Embedder, self.settings.model_dir, self.settings.embed_threads,
+                                                    self.settings.precision)
+        except Exception as err:  # noqa: BLE001 - reported by /readyz, never a crash loop
+            self.model_error = f"{type(err).__name__}: {err}"
+            log.error("embedding model failed to load: %s", self.model_error)
+            return
+        self._start_batcher()
+        log.info("embedding model loaded in %.1fs (%s)", time.monotonic() - started, self.settings.precision)
+
+    def _start_batcher(self) -> None:
+        self.batcher = MicroBatcher(self.embedder.embed, self.settings.batch_max, self.settings.batch_window_ms,
+                                    on_batch=self.metrics.batch.observe)
+        self.batcher.start()
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_seconds)
+            self.core.sweep()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.batcher is not None:
+            await self.batcher.close()
+        await self.store.close()
+
+    @property
+    def ready(self) -> bool:
+        """The model is loaded and the first rebuild from the store was tried."""
+        synced = getattr(self.store, "synced", None)
+        return self.batcher is not None and (synced is None or synced.is_set())
+
+    # ------------------------------------------------------------------ requests
+
+    async def lookup(self, tenant: str, model: str, request: dict, semantic: bool = True) -> Hit | None:
+        """Exact layer, then (if asked and possible) the semantic layer."""
+        started = time.perf_counter()
+        try:
+            if self.core.config.exact_enabled:
+                entry = self.core.get_exact(self.keys.exact_key(tenant, model, request), tenant, model)
+                self.metrics.lookups.labels("exact", "hit" if entry else "miss").inc()
+                if entry is not None:
+                    return Hit("exact", entry)
+            if semantic and self.core.config.semantic_enabled and self.batcher is not None:
+                return await self._semantic(tenant, model, request)
+            return None
+        finally:
+            self.metrics.duration.observe(time.perf_counter() - started)
+
+    async def _semantic(self, tenant: str, model: str, request: dict) -> Hit | None:
+        text = self.keys.semantic_text(request)
+        if not text or not text.strip():
+            return None
+        partition = self.keys.partition_key(tenant, model, request)
+        if partition not in self.core.partitions:  # nothing to compare with: no embedding needed
+            self.metrics.lookups.labels("semantic", "miss").inc()
+            return None
+        vector = await self.batcher.embed(text)
+        query = guard.features(text) if self.core.config.guard else None
+        result = self.core.search(tenant, model, partition, vector, query)
+        if result.entry is not None:
+            self.metrics.lookups.labels("semantic", "hit").inc()
+            return Hit("semantic", result.entry, result.similarity)
+        self.metrics.lookups.labels("semantic", "guard_rejected" if result.rejected else "miss").inc()
+        return None
+
+    async def put(self, tenant: str, model: str, request: dict, response: dict) -> str | None:
+        """Store a response; returns the reason when it is not cacheable (None when stored)."""
+        reason = refusal(response)
+        body = json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode() if reason is None else b""
+        if reason is None and len(body) > self.settings.max_response_bytes:
+            reason = "too_large"
+        if reason is not None:
+            self.metrics.refused.labels(reason).inc()
+            return reason
+        text = self.keys.semantic_text(request)
+        entry = self.core.new_entry(self.keys.exact_key(tenant, model, request), tenant, model, body,
+                                    self.keys.partition_key(tenant, model, request), text)
+        vector = await self.batcher.embed(text) if entry.partition is not None else None
+        evicted = self.core.put(entry, vector)
+        self.metrics.stores.inc()
+        if isinstance(self.store, RedisStore):
+            self._spawn(self.store.save(_record(entry, vector)))
+            if evicted:
+                self._spawn(self.store.delete([(e.tenant, e.model, e.key) for e in evicted]))
+        return None
+
+    async def invalidate(self, tenant: str | None, model: str | None) -> int:
+        """Remove a tenant's, a model's, or all entries, here and in the shared store."""
+        removed = len(self.core.invalidate(tenant, model))
+        shared = await self.store.invalidate(tenant, model)
+        return max(removed, shared)
+
+    # ------------------------------------------------------------------ store events
+
+    async def _apply_records(self, records: list[Record]) -> None:
+        """Entries written by another replica (or before a restart) join this one's index."""
+        now, entries, rows, vectors = self.core.clock(), [], [], []
+        for record in sorted(records, key=lambda r: r.created):
+            known = self.core.entries.get(record.key)
+            if now >= max(record.exact_expires, record.semantic_expires) or (
+                    known is not None and known.created == record.created):
+                continue
+            semantic = (self.core.config.semantic_enabled and record.vector is not None
+                        and record.partition is not None and now < record.semantic_expires)
+            entries.append(Entry(key=record.key, tenant=record.tenant, model=record.model, response=record.response,
+                                 created=record.created, exact_expires=record.exact_expires,
+                                 semantic_expires=record.semantic_expires if semantic else record.created,
+                                 partition=record.partition if semantic else None,
+                                 text=record.text if semantic else None))
+            if semantic:
+                vectors.append(record.vector)
+        if entries:
+            matrix = np.vstack(vectors).astype(np.float32) if vectors else None
+            self.core.put_many(entries, matrix, threads=1)
+        await asyncio.sleep(0)  # let lookups run between batches of a long rebuild
+
+    async def _apply_invalidate(self, tenant: str | None, model: str | None) -> None:
+        self.core.invalidate(tenant, model)
+
+    def stats(self) -> dict:
+        """Counts for /v1/stats."""
+        embedder = self.embedder
+        return {
+            **self.core.counts(),
+            "max_entries": self.core.config.max_entries,
+            "threshold": self.core.config.threshold,
+            "guard": self.core.config.guard,
+            "store": {"type": self.store.kind, "connected": self.store.connected,
+                      "errors": int(self.metrics.store_errors._value.get())},
+            "embedding": {"loaded": embedder is not None, "error": self.model_error,
+                          "precision": self.settings.precision,
+                          "calls": getattr(embedder, "calls", 0), "texts": getattr(embedder, "texts", 0)},
+            "ready": self.ready,
+        }
+
+
+def _record(entry: Entry, vector: np.ndarray | None) -> Record:
+    return Record(key=entry.key, tenant=entry.tenant, model=entry.model, partition=entry.partition, text=entry.text,
+                  created=entry.created, exact_expires=entry.exact_expires, semantic_expires=entry.semantic_expires,
+                  response=entry.response, vector=vector)
