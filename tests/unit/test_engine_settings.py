@@ -22,7 +22,8 @@ SPEC = ModelTierSpec.model_validate({
               "maxModelLen": 4096},
     "quantization": {"weights": "fp8", "kvCache": "fp8"},
     "gpu": {"type": "nvidia-h100", "count": 2, "memoryGiB": 80},
-    "engine": {"maxNumSeqs": 128, "maxNumBatchedTokens": 4096, "gpuMemoryUtilization": 0.85, "port": 8001},
+    "engine": {"maxNumSeqs": 128, "maxNumBatchedTokens": 4096, "gpuMemoryUtilization": 0.85, "port": 8001,
+               "prefixCaching": False},
 })
 
 
@@ -33,6 +34,7 @@ def test_a_modeltier_maps_onto_the_emulator_settings():
     assert (settings.gpu_type, settings.gpu_count, settings.gpu_memory_gib) == ("nvidia-h100", 2, 80)
     assert (settings.max_num_seqs, settings.max_num_batched_tokens, settings.max_model_len) == (128, 4096, 4096)
     assert settings.gpu_memory_utilization == 0.85 and settings.port == 8001 and settings.time_scale == 5.0
+    assert settings.prefix_caching is False
 
 
 def test_a_tier_without_served_name_is_served_under_the_tier_name():

@@ -153,3 +153,19 @@ def test_the_simulator_agrees_with_the_steady_state_formula():
     sim = BatchSimulator(H100_8B, max_num_batched_tokens=8192)
     result = run_closed_loop(sim, concurrency=64, prompt_tokens=128, output_tokens=128, requests=512)
     assert result.output_tps == pytest.approx(H100_8B.steady_output_tps(64, 128, 128), rel=0.05)
+
+
+def test_cached_prompt_tokens_take_kv_blocks_but_no_prefill():
+    cold, warm = BatchSimulator(H100_8B), BatchSimulator(H100_8B)
+    cold.add("r", 2000, 2)
+    warm.add("r", 2000, 2, cached_tokens=1920)
+    cold_first, warm_first = cold.step(), warm.step()
+    assert (cold_first.prefill_tokens, warm_first.prefill_tokens) == (2000, 80)
+    assert warm_first.duration_ms < cold_first.duration_ms / 3
+    assert warm.free_blocks == cold.free_blocks  # the cached prefix still occupies the KV cache
+
+
+def test_a_fully_cached_prompt_still_computes_its_last_token():
+    sim = BatchSimulator(H100_8B)
+    sim.add("r", 64, 1, cached_tokens=64)
+    assert sim.step().prefill_tokens == 1

@@ -49,6 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="longest prompt + output in tokens; longer requests get a 400 (default: 8192)")
     model.add_argument("--kv-capacity-tokens", type=float,
                        help="KV-cache size in tokens, overriding the one computed from GPU memory")
+    model.add_argument("--no-enable-prefix-caching", dest="prefix_caching", action="store_false",
+                       help="turn off automatic prefix caching (on by default, as in vLLM): prompts sharing "
+                            "leading 16-token blocks with recent ones skip their prefill")
     model.add_argument("--capability", type=float,
                        help="answer quality in [0, 1]: prompts harder than this get low-confidence logprobs "
                             "(default: 0.35 + 0.3 x log10(parameters-b))")
@@ -75,7 +78,8 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
         gpu_count=args.gpu_count, gpu_memory_gib=args.gpu_memory_gib,
         gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs,
         max_num_batched_tokens=args.max_num_batched_tokens, max_model_len=args.max_model_len,
-        kv_capacity_tokens=args.kv_capacity_tokens, capability=args.capability, time_scale=args.time_scale,
+        kv_capacity_tokens=args.kv_capacity_tokens, prefix_caching=args.prefix_caching,
+        capability=args.capability, time_scale=args.time_scale,
         instant=args.instant, startup_delay=args.startup_delay, fail_rate=args.fail_rate,
         fail_seed=args.fail_seed, legacy_metric_names=args.legacy_metric_names, log_level=args.log_level,
     )

@@ -35,6 +35,10 @@ class EngineMetrics:
                                          labels, registry=reg).labels(model_name)
         self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemptions from the engine.",
                                    labels, registry=reg).labels(model_name)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in tokens.",
+                                      labels, registry=reg).labels(model_name)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in tokens.",
+                                   labels, registry=reg).labels(model_name)
         success = Counter("vllm:request_success", "Count of successfully processed requests.",
                           labels + ["finished_reason"], registry=reg)
         self.success = {reason: success.labels(model_name, reason) for reason in ("stop", "length", "abort")}

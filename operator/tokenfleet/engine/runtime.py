@@ -7,6 +7,7 @@ import logging
 
 from tokenfleet.engine.answers import Choice
 from tokenfleet.engine.metrics import EngineMetrics
+from tokenfleet.engine.prefixcache import PrefixCache
 from tokenfleet.engine.settings import EngineSettings
 from tokenfleet.engine.simulator import BatchSimulator
 
@@ -36,6 +37,7 @@ class EngineLoop:
     def __init__(self, settings: EngineSettings, metrics: EngineMetrics):
         seqs, tokens = settings.batch_limits()
         self.sim = BatchSimulator(settings.profile(), max_num_seqs=seqs, max_num_batched_tokens=tokens)
+        self.prefix_cache = PrefixCache(self.sim.total_blocks, self.sim.block_size) if settings.prefix_caching else None
         self.metrics = metrics
         self.time_scale = settings.time_scale
         self._owners: dict[int, tuple[Job, int]] = {}
@@ -52,7 +54,10 @@ class EngineLoop:
         for index, choice in enumerate(choices):
             rid = self._next_id
             self._next_id += 1
-            self.sim.add(rid, choice.prompt.tokens, max(choice.count, 1), max(choice.count, 1))
+            cached = self.prefix_cache.match(choice.prompt.key) if self.prefix_cache else 0
+            self.sim.add(rid, choice.prompt.tokens, choice.count, choice.count, cached_tokens=cached)
+            self.metrics.prefix_queries.inc(choice.prompt.tokens)
+            self.metrics.prefix_hits.inc(min(cached, choice.prompt.tokens))
             self._owners[rid] = (job, index)
             job.ids.append(rid)
         self.metrics.waiting.set(self.sim.num_waiting)

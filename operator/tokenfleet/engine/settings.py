@@ -29,6 +29,7 @@ class EngineSettings:
     max_num_batched_tokens: int | None = None
     max_model_len: int = 8192
     kv_capacity_tokens: float | None = None  # override the KV cache size computed from GPU memory
+    prefix_caching: bool = True  # vLLM's automatic prefix caching, on by default
     capability: float | None = None
     time_scale: float = 1.0
     instant: bool = False
@@ -101,6 +102,7 @@ def settings_for_tier(name: str, spec, **overrides) -> EngineSettings:
         gpu_memory_utilization=spec.engine.gpu_memory_utilization,
         max_num_seqs=spec.engine.max_num_seqs,
         max_num_batched_tokens=spec.engine.max_num_batched_tokens,
+        prefix_caching=spec.engine.prefix_caching,
         port=spec.engine.port,
     )
     values.update(overrides)
@@ -130,6 +132,8 @@ def settings_args(settings: EngineSettings) -> list[str]:
         args.append("--instant")
     if settings.legacy_metric_names:
         args.append("--legacy-metric-names")
+    if not settings.prefix_caching:
+        args.append("--no-enable-prefix-caching")
     return args
 
 

@@ -44,6 +44,7 @@ class Sequence:
     computed: int = 0  # tokens whose KV is in the cache (prompt and generated)
     blocks: int = 0  # KV blocks held
     preemptions: int = 0
+    cached: int = 0  # leading prompt tokens served by the prefix cache (no prefill compute)
 
     @property
     def output_tokens(self) -> int:
@@ -98,12 +99,18 @@ class BatchSimulator:
         self.preemptions = 0
 
     # ------------------------------------------------------------------ requests
-    def add(self, request_id: Hashable, prompt_tokens: int, max_tokens: int, target_tokens: int | None = None) -> None:
-        """Queue a request; it joins the batch at a later ``step()``."""
+    def add(self, request_id: Hashable, prompt_tokens: int, max_tokens: int, target_tokens: int | None = None,
+            cached_tokens: int = 0) -> None:
+        """Queue a request; it joins the batch at a later ``step()``.
+
+        ``cached_tokens``: leading prompt tokens found in the prefix cache; they take KV blocks but
+        no prefill compute (vLLM's automatic prefix caching).
+        """
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
         target = max_tokens if target_tokens is None else max(1, target_tokens)
         seq = Sequence(request_id, max(1, prompt_tokens), max_tokens, target)
+        seq.cached = max(0, min(cached_tokens, seq.prompt_tokens - 1))
         if self._blocks_for(seq.prompt_tokens + seq.output_tokens) > self.total_blocks:
             raise ValueError(
                 f"request needs {seq.prompt_tokens + seq.output_tokens} tokens of KV cache, "
@@ -194,12 +201,14 @@ class BatchSimulator:
         watermark = int(self.total_blocks * WATERMARK)
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            want = min(seq.to_compute, budget)
-            need = self._blocks_for(want)
+            skip = seq.cached if seq.computed == 0 else 0
+            want = min(seq.to_compute - skip, budget)
+            need = self._blocks_for(skip + want)
             if self.free_blocks - need < watermark and self.running:
                 break
-            if not self._grow(seq, want):
+            if not self._grow(seq, skip + want):
                 break
+            seq.computed += skip
             self.waiting.popleft()
             self.running[seq.request_id] = seq
             if not seq.preemptions:

@@ -193,3 +193,15 @@ def test_a_client_that_goes_away_aborts_its_request(engine):
         httpx.get(engine + "/health")
     assert after[abort] - before[abort] == 1
     assert json.loads(httpx.get(engine + "/_emulator/stats").text)["in_flight"] == 0
+
+
+def test_a_shared_system_prompt_is_served_from_the_prefix_cache(client, engine):
+    system = {"role": "system", "content": "You answer questions about tokenfleet, briefly and exactly. " * 20}
+    before = metric_values(engine)
+    for question in ("What is a tier? [tokens=2]", "What is a fleet? [tokens=2]"):
+        client.chat.completions.create(model="small", messages=[system, {"role": "user", "content": question}])
+    after = metric_values(engine)
+    label = '{model_name="small"}'
+    queries = after["vllm:prefix_cache_queries_total" + label] - before["vllm:prefix_cache_queries_total" + label]
+    hits = after["vllm:prefix_cache_hits_total" + label] - before["vllm:prefix_cache_hits_total" + label]
+    assert 0.3 * queries < hits < 0.5 * queries  # the second request reuses the system prompt's blocks
