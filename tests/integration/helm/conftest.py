@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.support.procs import REPO, tokenfleet_cmd, tool
 
 CHART = REPO / "charts" / "tokenfleet"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: renders are large
 RELEASE = "tokenfleet"
 NAMESPACE = "tokenfleet-system"
 
@@ -37,7 +39,7 @@ def _template(values: tuple[str, ...], sets: tuple[str, ...]) -> tuple[subproces
     for item in sets:
         cmd += ["--set", item]
     result = run(cmd)
-    docs = tuple(d for d in yaml.safe_load_all(result.stdout) if d) if result.returncode == 0 else ()
+    docs = tuple(d for d in yaml.load_all(result.stdout, Loader=LOADER) if d) if result.returncode == 0 else ()
     return result, docs
 
 
@@ -45,7 +47,7 @@ def helm_template(*values: str | Path, sets: tuple[str, ...] = ()) -> list[dict]
     """Objects of `helm template` with these values files and --set items; fails the test on an error."""
     result, docs = _template(tuple(str(v) for v in values), tuple(sets))
     assert result.returncode == 0, result.stderr
-    return [yaml.safe_load(yaml.safe_dump(d)) for d in docs]  # a fresh copy per caller
+    return copy.deepcopy(list(docs))  # a fresh copy per caller
 
 
 def helm_template_error(*values: str | Path, sets: tuple[str, ...] = ()) -> str:
@@ -145,4 +147,4 @@ def operator_workloads() -> list[dict]:
     """What the operator creates for examples/, as `tokenfleet render -f examples/` prints it."""
     result = run(tokenfleet_cmd("render", "-f", "examples/"))
     assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return [d for d in yaml.load_all(result.stdout, Loader=LOADER) if d]

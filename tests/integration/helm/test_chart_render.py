@@ -253,7 +253,8 @@ def test_rendered_crds_are_the_generated_ones_and_survive_uninstall(default_rend
         want = expected[name]
         assert crd["spec"] == want["spec"], name
         assert crd["metadata"]["labels"].items() >= want["metadata"]["labels"].items()
-        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep",
+                                                  "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}
 
 
 def test_crds_can_be_left_out_or_left_to_uninstall():
@@ -326,6 +327,12 @@ def test_namespaced_operators_peer_in_every_watched_namespace():
     assert of_kind(docs, "ClusterKopfPeering") == []
 
 
+def test_under_argo_cd_the_peering_object_is_an_ordinary_resource():
+    docs = helm_template(sets=("replicaCount=2", "peering.helmHook=false"))
+    annotations = one(docs, "ClusterKopfPeering")["metadata"]["annotations"]
+    assert annotations == {"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
+
+
 def test_peering_crds_can_be_left_to_another_kopf_operator():
     docs = helm_template(sets=("replicaCount=2", "peering.installCRDs=false", "peering.name=shared"))
     assert not [d for d in of_kind(docs, "CustomResourceDefinition") if d["spec"]["group"] == "kopf.dev"]
@@ -384,3 +391,17 @@ def test_the_dashboard_configmap_is_what_grafana_sidecars_load():
     assert cm["metadata"]["annotations"] == {"grafana_folder": "tokenfleet"}
     shipped = json.loads((CHART / "files" / "dashboards" / "tokenfleet.json").read_text())
     assert json.loads(cm["data"]["tokenfleet.json"]) == shipped
+
+
+def test_the_operator_accepts_the_settings_the_chart_gives_it(scenario):
+    from tokenfleet import config
+
+    name, docs = scenario
+    env = env_of(docs)
+    assert set(env) == {var for var, _ in config.ENV.values()}, "chart and operator disagree on the settings"
+    cfg = config.from_env(env)  # raises on a value the operator would refuse at start-up
+    assert cfg.image == env["TOKENFLEET_IMAGE"]
+    assert cfg.peering == env["TOKENFLEET_PEERING"]
+    assert cfg.clusterwide == (not of_kind(operator_roles(docs), "Role")), "RBAC scope differs from the watch scope"
+    ports = {p["name"]: p["containerPort"] for p in operator_container(docs)["ports"]}
+    assert (cfg.metrics_port, cfg.health_port) == (ports["metrics"], ports["health"]), name
