@@ -18,6 +18,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Test controls: GET /_emulator/stats, POST /_emulator/reset, POST /_emulator/config. "
         "See docs/engine-emulator.md."
     )
+    _server_flags(parser)
+    _model_flags(parser)
+    _test_flags(parser)
+
+
+def _server_flags(parser: argparse.ArgumentParser) -> None:
     srv = parser.add_argument_group("server")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     srv.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
@@ -27,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     srv.add_argument("--source", help="the model's weights as vLLM names them, shown as 'root' in /v1/models")
     srv.add_argument("--log-level", default="warning", choices=LOG_LEVELS, help="uvicorn log level")
 
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model and GPU (set the step-time model, tokenfleet/perf.py)")
     model.add_argument("--parameters-b", type=float, default=8.0, help="parameters in billions (default: 8)")
     model.add_argument("--weights", default="none", choices=sorted(WEIGHT_BYTES),
@@ -56,6 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="answer quality in [0, 1]: prompts harder than this get low-confidence logprobs "
                             "(default: 0.35 + 0.3 x log10(parameters-b))")
 
+
+def _test_flags(parser: argparse.ArgumentParser) -> None:
     test = parser.add_argument_group("testing and benchmarks")
     test.add_argument("--time-scale", type=float, default=1.0,
                       help="run the simulated engine this many times faster than real time (default: 1)")

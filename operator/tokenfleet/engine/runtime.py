@@ -55,7 +55,13 @@ class EngineLoop:
             rid = self._next_id
             self._next_id += 1
             cached = self.prefix_cache.match(choice.prompt.key) if self.prefix_cache else 0
-            self.sim.add(rid, choice.prompt.tokens, choice.count, choice.count, cached_tokens=cached)
+            try:
+                self.sim.add(rid, choice.prompt.tokens, choice.count, choice.count, cached_tokens=cached)
+            except ValueError:
+                for added in job.ids:
+                    self._owners.pop(added, None)
+                    self.sim.abort(added)
+                raise
             self.metrics.prefix_queries.inc(choice.prompt.tokens)
             self.metrics.prefix_hits.inc(min(cached, choice.prompt.tokens))
             self._owners[rid] = (job, index)
