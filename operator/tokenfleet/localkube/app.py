@@ -21,6 +21,7 @@ PARTIAL = "as=PartialObjectMetadata"
 STATE = web.AppKey("localkube_state", State)
 TARGET = web.RequestKey("localkube_target", object)
 NAME = web.RequestKey("localkube_name", str)
+RECORDED = web.RequestKey("localkube_recorded", bool)
 
 
 @dataclasses.dataclass
@@ -147,6 +148,7 @@ async def _watch(request: web.Request, state: State, target: Target, keep: Any) 
         convert = lambda o: operations.relabel(o, api_version)  # noqa: E731
     timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds", "").isdigit() else state.watch_timeout
     bookmarks = q.get("allowWatchBookmarks") == "true"
+    _record(request, state, 200)  # now, not when the stream ends: tests wait for watches to start
     return await watch.serve(request, state.store, watcher, version=target.version, convert=convert,
                              timeout=timeout, bookmarks=bookmarks, bookmark_interval=state.bookmark_interval)
 
@@ -217,6 +219,18 @@ def _openapi(state: State, rest: list[str], path: str) -> web.Response:
     return _json(doc)
 
 
+def _record(request: web.Request, state: State, status: int) -> None:
+    if request.get(RECORDED):
+        return
+    request[RECORDED] = True
+    target = request.get(TARGET)
+    state.record(ServedRequest(
+        method=request.method, path=request.path, query=dict(request.query), status=status,
+        resource=target.res.plural if target else None, group=target.res.group if target else None,
+        namespace=target.namespace if target else None, name=request.get(NAME),
+        subresource=target.sub if target else None, time=time.time()))
+
+
 @web.middleware
 async def _errors_and_records(request: web.Request, handler: Any) -> web.StreamResponse:
     state: State = request.app[STATE]
@@ -230,15 +244,9 @@ async def _errors_and_records(request: web.Request, handler: Any) -> web.StreamR
         return _json(err.status(), err.code)
     except Exception as err:  # an emulator bug: answer like the API server would, and log it
         log.exception("localkube: %s %s failed", request.method, request.path_qs)
-        status = 500
         return _json(KubeError(500, "InternalError", f"localkube: {type(err).__name__}: {err}").status(), 500)
     finally:
-        target = request.get(TARGET)
-        state.record(ServedRequest(
-            method=request.method, path=request.path, query=dict(request.query), status=status,
-            resource=target.res.plural if target else None, group=target.res.group if target else None,
-            namespace=target.namespace if target else None, name=request.get(NAME),
-            subresource=target.sub if target else None, time=time.time()))
+        _record(request, state, status)
 
 
 def build_app(state: State) -> web.Application:
