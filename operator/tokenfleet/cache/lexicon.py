@@ -63,8 +63,8 @@ UNITS = {
     **dict.fromkeys(["btc", "bitcoin", "bitcoins"], "btc"),
 }
 # Unit spellings that are also ordinary words or letters: they count only right after a number ("5 m").
-UNITS_AFTER_NUMBER = {"second": "s", "sec": "s", "min": "minute", "m": "m", "g": "g", "l": "l", "s": "s", "h": "hour", "c": "celsius", "f": "fahrenheit",
-                      "in": "inch", "t": "t", "b": "byte", "d": "day", "w": "watt", "v": "volt"}
+UNITS_AFTER_NUMBER = {"second": "s", "sec": "s", "min": "minute", "m": "m", "g": "g", "l": "l", "s": "s", "h": "hour",
+                      "c": "celsius", "f": "fahrenheit", "t": "t", "b": "byte", "d": "day", "w": "watt", "v": "volt"}
 
 NEGATIONS = {
     "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without", "cannot",

@@ -17,7 +17,8 @@ class CacheMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.lookups = Counter(PREFIX + "lookups_total", "Lookups by layer and result.", ["layer", "result"], registry=r)
+        self.lookups = Counter(PREFIX + "lookups_total", "Lookups by layer and result.", ["layer", "result"],
+                               registry=r)
         self.stores = Counter(PREFIX + "stores_total", "Entries stored.", registry=r)
         self.refused = Counter(PREFIX + "stores_refused_total", "Store requests not cached, by reason.", ["reason"],
                                registry=r)
