@@ -20,7 +20,8 @@ TIERS = ("tokenfleet.io", "v1alpha1", "modeltiers")
 @pytest.fixture(scope="session")
 def crd_docs() -> list[dict]:
     """The repository's CRDs, parsed once."""
-    return [doc for path in sorted(CRDS.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for path in sorted(CRDS.glob("*.yaml")) for doc in yaml.load_all(path.read_text(), Loader=loader)]
 
 
 @pytest.fixture
