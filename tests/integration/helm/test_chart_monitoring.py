@@ -257,7 +257,7 @@ SELECTOR = {"type": "object", "additionalProperties": False, "required": ["match
 NAMESPACES = {"type": "object", "additionalProperties": False,
               "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}}
 ENDPOINT = {"type": "object", "additionalProperties": False, "required": ["port"],
-            "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+            "properties": {"port": {"type": "string"}, "path": {"type": "string"}, "honorLabels": {"type": "boolean"},
                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}}}
 SHAPES = {
     "ServiceMonitor": {"type": "object", "additionalProperties": False, "required": ["selector", "endpoints"],
@@ -292,6 +292,9 @@ def test_service_monitor_scrapes_the_operator_metrics_port():
     service = one(docs, "Service")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    # tokenfleet_operator_* series carry each tier's `namespace`; without honorLabels Prometheus
+    # would overwrite it with the operator's own namespace and every tier would look alike.
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
 
 
 def test_pod_monitor_scrapes_every_workload_the_operator_creates(operator_workloads):

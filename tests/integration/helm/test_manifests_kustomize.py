@@ -93,3 +93,27 @@ def test_an_overlay_can_move_the_operator_to_another_namespace(tmp_path):
     assert one(docs, "Deployment")["metadata"]["namespace"] == "platform-llm"
     assert one(docs, "ClusterRoleBinding", "tokenfleet")["subjects"][0]["namespace"] == "platform-llm"
 
+
+
+def test_kubectl_apply_k_installs_the_operator_and_its_api(tmp_path):
+    """`kubectl apply -k manifests/` on an empty API server (the local emulator): CRDs, RBAC and the
+    operator land, and the examples are then accepted as tokenfleet resources."""
+    from tokenfleet.localkube import LocalKube
+
+    with LocalKube() as kube:
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+        kubectl = [need("kubectl"), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
+        applied = run([*kubectl, "apply", "--server-side", "-k", "manifests/"])
+        assert applied.returncode == 0, applied.stderr
+        assert kube.get_object("apps/v1", "deployments", NAMESPACE, "tokenfleet") is not None
+        assert kube.get_object("rbac.authorization.k8s.io/v1", "clusterrolebindings", None, "tokenfleet") is not None
+        examples = run([*kubectl, "apply", "--server-side", "-f", "examples/", "-n", "default"])
+        assert examples.returncode == 0, examples.stderr
+        tiers = run([*kubectl, "get", "modeltiers", "-n", "default", "-o", "name"])
+        assert tiers.stdout.split() == ["modeltier.tokenfleet.io/llama-1b-int4", "modeltier.tokenfleet.io/llama-70b-awq",
+                                        "modeltier.tokenfleet.io/llama-8b-fp8"]
+        bad = yaml.safe_load((REPO / "examples" / "tiers.yaml").read_text().split("---")[0])
+        bad["metadata"]["name"] = "bad"
+        bad["spec"]["quantization"]["weights"] = "int3"
+        refused = run([*kubectl, "apply", "--server-side", "-n", "default", "-f", "-"], input=yaml.safe_dump(bad))
+        assert refused.returncode != 0 and "int3" in refused.stderr, "the installed CRD schema must refuse it"
