@@ -115,8 +115,8 @@ class Kube:
     def create(self, obj: dict) -> dict:
         """Create ``obj`` in its namespace; raises ApiException 409 when it exists already."""
         namespace = obj["metadata"].get("namespace") or "default"
-        return self._call(obj["apiVersion"], obj["kind"], "create", namespace=namespace, body=obj,
-                          field_manager=self.field_manager)
+        return self._call(obj["apiVersion"], obj["kind"], "create", namespace=namespace,
+                          body=quantities_as_strings(obj), field_manager=self.field_manager)
 
     def patch(self, api_version: str, kind: str, namespace: str, name: str, patch: dict,
               subresource: str | None = None) -> dict:
@@ -241,6 +241,23 @@ def last_applied(live: dict) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def quantities_as_strings(obj):
+    """A copy with resource quantities written as strings, the form the API serves (and the typed
+    client's models insist on): ``nvidia.com/gpu: 1`` becomes ``"1"``."""
+    if isinstance(obj, list):
+        return [quantities_as_strings(item) for item in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        if key == "resources" and isinstance(value, dict):
+            value = {k: ({q: str(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else n
+                          for q, n in v.items()} if k in ("requests", "limits") and isinstance(v, dict) else v)
+                     for k, v in value.items()}
+        out[key] = quantities_as_strings(value)
+    return out
 
 
 def _paths(patch: dict, prefix: str = "") -> list[str]:

@@ -114,6 +114,9 @@ def settle(kind: str, memo: kopf.Memo, reconcile: Callable[[], Problem | None]) 
         memo.reconcile_errors.labels(kind).inc()
         message = api_error_message(err) if isinstance(err, ApiException) else str(err)
         raise kopf.TemporaryError(f"API call failed: {message}", delay=RETRY_DELAY) from err
+    except Exception:
+        memo.reconcile_errors.labels(kind).inc()
+        raise  # a bug: kopf logs it with its traceback and retries later
     if problem is None:
         return
     memo.reconcile_errors.labels(kind).inc()
@@ -132,5 +135,8 @@ def refresh(kind: str, memo: kopf.Memo, reconcile: Callable[[], Problem | None],
         message = api_error_message(err) if isinstance(err, ApiException) else str(err)
         logger.warning(f"reconciling {kind} failed: {message}")
         return
+    except Exception:
+        memo.reconcile_errors.labels(kind).inc()
+        raise  # a bug: kopf logs it with its traceback
     if problem is not None:
         memo.reconcile_errors.labels(kind).inc()
