@@ -117,21 +117,27 @@ def openapi_v3_root(registry: Registry) -> dict:
 
 
 def openapi_v3_group_version(registry: Registry, group: str, version: str) -> dict | None:
-    """A minimal OpenAPI v3 document: PATCH operations that declare the ``fieldValidation`` parameter.
+    """A minimal OpenAPI v3 document: PATCH operations that declare the ``fieldValidation`` parameter,
+    and the schemas of custom resources (for ``kubectl explain``).
 
-    No component schemas: kubectl then validates on the server (``fieldValidation=Strict``) and patches
-    custom resources with a JSON merge patch, as it does for CRDs without published schemas.
+    kubectl then validates on the server (``fieldValidation=Strict``); since no PATCH operation lists the
+    strategic-merge media type, it patches custom resources with a JSON merge patch, as with a real server.
     """
     resources = registry.in_group_version(group, version)
     if not resources:
         return None
     param = {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-    paths = {}
+    paths, schemas = {}, {}
     for res in resources:
+        if res.custom and res.schema(version):  # for kubectl explain, as the API server publishes CRDs
+            reverse = ".".join(reversed(res.group.split(".")))
+            schemas[f"{reverse}.{version}.{res.kind}"] = {
+                **res.schema(version), "x-kubernetes-group-version-kind": [
+                    {"group": res.group, "version": version, "kind": res.kind}]}
         scope = "/namespaces/{namespace}" if res.namespaced else ""
         gvk = {"group": res.group, "version": version, "kind": res.kind}
         paths[f"/{_gv_path(group, version)}{scope}/{res.plural}/{{name}}"] = {
             "patch": {"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch", "parameters": [param],
                       "responses": {"200": {"description": "OK"}}}}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes (localkube)", "version": "v1.35.0"}, "paths": paths,
-            "components": {"schemas": {}}}
+            "components": {"schemas": schemas}}

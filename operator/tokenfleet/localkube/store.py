@@ -18,6 +18,7 @@ from tokenfleet.localkube.resources import Registry, Resource
 
 ObjKey = tuple[str, str]  # (namespace or "", name)
 NAMESPACES = ("", "namespaces")
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +157,9 @@ class Store:
             current = self.peek(res, namespace, name)
             if current is None:
                 raise not_found(res, name)
+            if res.key == NAMESPACES and name in PROTECTED_NAMESPACES:
+                raise KubeError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be '
+                                "deleted", {"name": name, "kind": "namespaces"})
             pre = preconditions or {}
             meta = current["metadata"]
             if (pre.get("uid") and pre["uid"] != meta.get("uid")) or \

@@ -92,3 +92,19 @@ def test_kubectl_validates_on_the_server_and_refuses_unknown_fields(kube, kubect
     kubectl("apply", "-f", "-", "--validate=false", input=bad)  # without it, the field is pruned
     stored = kube.get_object("tokenfleet.io/v1alpha1", "modeltiers", "default", "llama-1b-int4")
     assert "typo" not in stored["spec"]["model"]
+
+
+def test_kubectl_explain_reads_the_crd_schema(kubectl):
+    out = kubectl("explain", "modeltiers.spec.gpu").stdout
+    assert "count\t<integer>" in out and "GPUs per replica" in out
+
+
+def test_kubectl_waits_for_conditions_and_rollouts(kubectl):
+    kubectl("wait", "--for=condition=established", "crd/modeltiers.tokenfleet.io", "--timeout=10s")
+    kubectl("apply", "-f", "-", input=DEPLOY)
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/web", "--timeout=10s").stdout
+
+
+def test_default_namespaces_may_not_be_deleted(kubectl):
+    done = kubectl("delete", "namespace", "default", check=False)
+    assert done.returncode != 0 and "Forbidden" in done.stderr
