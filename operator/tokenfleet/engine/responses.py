@@ -10,6 +10,8 @@ from tokenfleet.engine.answers import Choice
 from tokenfleet.engine.protocol import Plan
 
 DONE = b"data: [DONE]\n\n"
+_CHAT_DELTA = (b'data: {"id":"%s","object":"chat.completion.chunk","created":%d,"model":%s,"choices":[{"index":%d,'
+               b'"delta":{"content":%s},"logprobs":null,"finish_reason":%s}]}\n\n')
 
 
 def dumps(obj) -> bytes:
@@ -94,6 +96,9 @@ def delta_chunk(plan: Plan, rid: str, created: int, choice: Choice, start: int, 
     """The SSE chunk carrying tokens [start, end) of one choice (and its finish reason if ``finished``)."""
     piece = "".join(choice.tokens[start:end])
     reason = choice.finish_reason if finished else None
+    if plan.kind == "chat" and plan.logprobs is None:  # the common case, formatted without building a dict
+        return _CHAT_DELTA % (rid.encode(), created, dumps(plan.model), choice.index, dumps(piece),
+                              dumps(reason))
     if plan.kind == "chat":
         lp = chat_logprobs(choice, start, end, plan.logprobs) if plan.logprobs is not None else None
         item = {"index": choice.index, "delta": {"content": piece}, "logprobs": lp, "finish_reason": reason}
