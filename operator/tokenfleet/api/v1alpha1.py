@@ -154,6 +154,13 @@ class ScalingSpec(ApiModel):
         description="Target cost per 1M tokens (USD). Above it the autoscaler removes replicas as long as "
         "the remaining ones stay within the latency guardrails. Unset: guardrails only.",
     )
+    max_utilization: float = Field(
+        default=0.85,
+        gt=0,
+        le=1,
+        description="Guardrail: share of a replica's saturation throughput in use (the engine performance model at "
+        "the observed prompt and output lengths) before scaling up; it keeps batches full but not saturated.",
+    )
     max_queue_per_replica: float = Field(
         default=4, ge=0, description="Guardrail: waiting requests per replica before scaling up."
     )
@@ -174,6 +181,13 @@ class ScalingSpec(ApiModel):
         description="Scale down only to the highest replica count recommended within this window.",
     )
     max_step: int = Field(default=4, ge=1, description="Most replicas added or removed in one decision.")
+    scale_up_cooldown: Duration = Field(
+        default="0s", description="Least time between two scale-ups (a starting replica already counts as capacity)."
+    )
+    scale_down_cooldown: Duration = Field(
+        default="2m",
+        description="Least time after a scale-down before the next one, so the metrics reflect the new size.",
+    )
 
     @model_validator(mode="after")
     def _min_le_max(self) -> "ScalingSpec":

@@ -1,0 +1,158 @@
+"""Autoscaler benchmark: replay a request trace through tokenfleet's policy and two baselines.
+
+    python bench/autoscale.py --trace ../shared/data/traces/azure_llm_2023_conv.csv
+
+Every run replays the same trace through the engine emulator's continuous-batching simulator on
+the tier's ``perf.EngineProfile`` (``tokenfleet.replay``), with a replica start-up delay, and
+compares three scalers: tokenfleet's ``autoscaling.desired_replicas``, a KEDA-style baseline on
+``sum(vllm:num_requests_waiting) > 5`` (through HPA v2 semantics) and a static fleet sized for
+the trace's peak minute. The last line of output is one JSON object (see docs/autoscaling.md).
+Not part of CI: figures live here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+
+from tokenfleet.api.v1alpha1 import ModelTierSpec  # noqa: E402
+from tokenfleet.autoscaling import ScalingPolicy, replica_capacity  # noqa: E402
+from tokenfleet.replay import (FleetModel, PolicyScaler, QueueThresholdScaler, StaticScaler,  # noqa: E402
+                               floor_cost_per_million_tokens, load_trace, replay)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", required=True, help="CSV with TIMESTAMP, ContextTokens, GeneratedTokens")
+    parser.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
+    parser.add_argument("--gpu", default="nvidia-l4", help="GPU type of one replica (default: nvidia-l4)")
+    parser.add_argument("--gpu-count", type=int, default=1, help="GPUs per replica (default: 1)")
+    parser.add_argument("--parameters-b", type=float, default=8.0, help="model size in billions (default: 8)")
+    parser.add_argument("--weights", default="awq", help="weight precision: none, fp8, int8, awq, ... (default: awq)")
+    parser.add_argument("--ttft-slo", type=float, default=2.0, help="TTFT SLO in seconds (default: 2)")
+    parser.add_argument("--max-utilization", type=float, default=None,
+                        help="scaling.maxUtilization (default: the API default)")
+    parser.add_argument("--max-num-batched-tokens", type=int, default=None,
+                        help="engine.maxNumBatchedTokens, the chunked-prefill budget per step (default: 2048)")
+    parser.add_argument("--headroom", type=float, default=None,
+                        help="policy: scale down only while the predicted load stays within this share of each "
+                        "guardrail (default: the policy's)")
+    parser.add_argument("--startup-seconds", type=float, default=90.0,
+                        help="seconds from asking for a replica until it serves (default: 90)")
+    parser.add_argument("--queue-threshold", type=float, default=5.0,
+                        help="baseline: waiting requests per replica that KEDA targets (default: 5)")
+    parser.add_argument("--max-replicas", type=int, default=64, help="scaling.maxReplicas (default: 64)")
+    parser.add_argument("--only-policy", action="store_true", help="replay tokenfleet's policy only (faster)")
+    parser.add_argument("--verbose", action="store_true", help="print every scale event")
+    return parser.parse_args(argv)
+
+
+def tier_spec(args: argparse.Namespace) -> ModelTierSpec:
+    scaling = {"minReplicas": 1, "maxReplicas": args.max_replicas, "ttftSLOSeconds": args.ttft_slo}
+    if args.max_utilization is not None:
+        scaling["maxUtilization"] = args.max_utilization
+    engine = {"maxNumBatchedTokens": args.max_num_batched_tokens} if args.max_num_batched_tokens else {}
+    return ModelTierSpec.model_validate({
+        "model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct", "parametersB": args.parameters_b},
+        "quantization": {"weights": args.weights},
+        "gpu": {"type": args.gpu, "count": args.gpu_count},
+        "engine": engine,
+        "scaling": scaling,
+    })
+
+
+def replicas_for(tokens_per_second: float, capacity: float, utilization: float) -> int:
+    return max(1, math.ceil(tokens_per_second / (utilization * capacity) - 1e-9))
+
+
+def minute_rates(requests) -> list[tuple[float, float, float]]:
+    """(prompt tokens/s, generated tokens/s, requests/s) of each minute of the trace."""
+    minutes: dict[int, list[float]] = {}
+    for r in requests:
+        m = minutes.setdefault(int(r.arrival // 60), [0.0, 0.0, 0.0])
+        m[0] += r.prompt_tokens / 60
+        m[1] += r.output_tokens / 60
+        m[2] += 1 / 60
+    return [tuple(minutes[k]) for k in sorted(minutes)]
+
+
+def summary(result, window: float) -> dict:
+    ttft = sorted(result.ttft)
+    return {
+        "cost_per_mtok": round(result.cost_per_million_tokens, 5),
+        "slo_attainment": round(result.slo_attainment, 5),
+        "ttft_p99_s": round(ttft[int(0.99 * (len(ttft) - 1))], 3),
+        "mean_replicas": round(result.mean_replicas, 3),
+        "scale_events": len(result.scale_events),
+        "reversals": result.reversals(window),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    spec = tier_spec(args)
+    requests = load_trace(args.trace, args.limit)
+    policy = ScalingPolicy.from_spec(spec)
+    if args.headroom is not None:
+        policy = dataclasses.replace(policy, headroom=args.headroom)
+    rates = minute_rates(requests)
+    capacity = replica_capacity(policy.profile, *rates[0])  # a replica's saturation tokens/s
+    first = replicas_for(rates[0][0] + rates[0][1], capacity, policy.max_utilization)
+    peak = max(replicas_for(p + g, replica_capacity(policy.profile, p, g, n), policy.max_utilization)
+               for p, g, n in rates)
+    model = FleetModel.for_tier(spec, startup_seconds=args.startup_seconds, initial_replicas=first)
+    window = policy.scale_down_stabilization
+    runs = {}
+    started = time.monotonic()
+    scalers = [(PolicyScaler(policy), first),
+               (QueueThresholdScaler(args.queue_threshold, 1, args.max_replicas, window), first),
+               (StaticScaler(peak), peak)]
+    if args.only_policy:
+        scalers = scalers[:1]
+    for scaler, initial in scalers:
+        t0 = time.monotonic()
+        result = replay(requests, FleetModel(**{**model.__dict__, "initial_replicas": initial}), scaler)
+        runs[scaler.name] = summary(result, window)
+        print(f"{scaler.name:16} {json.dumps(runs[scaler.name])} ({time.monotonic() - t0:.1f}s)", flush=True)
+        if args.verbose:
+            for t, a, b in result.scale_events:
+                print(f"  {t:7.0f}s {a} -> {b}")
+        if isinstance(scaler, PolicyScaler):
+            print(f"  decisions by reason: {json.dumps(scaler.reasons, sort_keys=True)}")
+    if args.only_policy:
+        return 0
+    ours, queue, static = runs["tokenfleet"], runs["queue-threshold"], runs["static"]
+    out = {
+        "trace": Path(args.trace).name,
+        "requests": len(requests),
+        "tier": f"{args.parameters_b:g}B {args.weights} on {args.gpu_count}x {args.gpu}",
+        "ttft_slo_s": args.ttft_slo,
+        "startup_s": args.startup_seconds,
+        "cost_per_mtok": ours["cost_per_mtok"],
+        "floor_cost_per_mtok": round(floor_cost_per_million_tokens(requests, policy.profile), 5),
+        "ttft_slo_attainment": ours["slo_attainment"],
+        "reversals": ours["reversals"],
+        "mean_replicas": ours["mean_replicas"],
+        "baseline_queue_cost_per_mtok": queue["cost_per_mtok"],
+        "baseline_queue_slo_attainment": queue["slo_attainment"],
+        "baseline_queue_reversals": queue["reversals"],
+        "baseline_static_replicas": peak,
+        "baseline_static_cost_per_mtok": static["cost_per_mtok"],
+        "baseline_static_slo_attainment": static["slo_attainment"],
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    out["cost_vs_floor"] = round(out["cost_per_mtok"] / out["floor_cost_per_mtok"], 3)
+    out["saving_vs_queue"] = round(1 - out["cost_per_mtok"] / out["baseline_queue_cost_per_mtok"], 3)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
