@@ -312,3 +312,13 @@ def test_pod_monitor_scrapes_every_workload_the_operator_creates(operator_worklo
     assert monitor["namespaceSelector"] == {"any": True}
     namespaced = one(helm_template(MONITORING, sets=("watchNamespaces={a,b}",)), "PodMonitor")["spec"]
     assert namespaced["namespaceSelector"] == {"matchNames": ["a", "b"]}
+
+
+def test_the_dashboard_configmap_is_what_grafana_sidecars_load():
+    docs = helm_template(CHART / "ci" / "monitoring-values.yaml")
+    cm = one(docs, "ConfigMap")
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "tokenfleet"}
+    shipped = json.loads((CHART / "files" / "dashboards" / "tokenfleet.json").read_text())
+    assert json.loads(cm["data"]["tokenfleet.json"]) == shipped
