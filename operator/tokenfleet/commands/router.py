@@ -59,4 +59,5 @@ def serve(app, host: str, port: int, log_level: str = "warning") -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level=log_level, server_header=False, date_header=False)
+                access_log=False, log_level=log_level, server_header=False, date_header=False,
+                proxy_headers=False)

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
-import aiohttp
 import orjson
 
 from tokenfleet.router import errors, sse
 from tokenfleet.router.economics import clamp_max_tokens
+from tokenfleet.router.httpclient import UpstreamIOError
 from tokenfleet.router.policies import confidence, is_confident, token_logprobs
 from tokenfleet.router.upstream import ColdStartTimeout, Saturated, Tier, TierFailed, call_with_gate, release
 
@@ -171,7 +171,7 @@ async def _judge(events: AsyncIterator[bytes], buffered: list[bytes], att: Attem
                     values += token_logprobs(choice)
             if len(values) >= wanted:
                 break
-    except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as err:
+    except (TimeoutError, UpstreamIOError, orjson.JSONDecodeError, AttributeError) as err:
         raise TierFailed(tier.name, f"stream broke while judging ({err.__class__.__name__})") from None
     if not att.confident(values):
         raise _Judged()
@@ -200,11 +200,16 @@ async def run_stream(core: "RouterCore", call: Call) -> AsyncIterator[Head | byt
             raise errors.cold_start_timeout(err.tier, err.waited) from None
         try:
             if resp.status != 200:
-                body = await resp.read()
+                try:
+                    body = await resp.read()
+                except (TimeoutError, UpstreamIOError) as err:
+                    att.failures.append(f"{tier.name}: {err}")
+                    att.move_on(pos, "tier_error")
+                    continue
                 yield Head(resp.status, tier.name, json=True)
                 yield body
                 return
-            events = sse.iter_events(resp.content.iter_any())
+            events = sse.iter_events(resp.iter_any())
             buffered: list[bytes] = []
             if judge:
                 try:
@@ -249,7 +254,7 @@ async def _release(core: "RouterCore", call: Call, tier: Tier, judged: bool, eve
                     core.metrics.first_token(tier.name, time.perf_counter() - call.started)
                     first = False
                 yield out
-    except (asyncio.TimeoutError, aiohttp.ClientError) as err:
+    except (TimeoutError, UpstreamIOError) as err:
         yield sse.error_event(f"tier {tier.name} failed mid-stream ({err.__class__.__name__})")
         yield sse.DONE
         relay.done = False

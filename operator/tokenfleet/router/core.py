@@ -30,7 +30,7 @@ class RouterCore:
         self.config = cfg = settings.config
         self.metrics = RouterMetrics(cfg.fleet)
         self.upstream = Upstream(cfg.limits)
-        self.tiers = [Tier(i, ep, *self.metrics.tier_gauges(ep.name)) for i, ep in enumerate(cfg.tiers)]
+        self.tiers = [Tier(i, ep, *self.metrics.tier_gauges(ep.name), cfg.limits) for i, ep in enumerate(cfg.tiers)]
         self.by_model: dict[str, int] = {}
         for tier in reversed(self.tiers):  # a tier's name wins over another's served model name
             self.by_model[tier.endpoint.served_model] = tier.index
@@ -45,6 +45,7 @@ class RouterCore:
 
     async def start(self) -> None:
         await self.upstream.start()
+        self.upstream.pools = [t.pool for t in self.tiers]
         if self.config.cache.url:
             self.cache = CacheClient(self.upstream.session, self.config.cache.url, self.config.cache.timeout_ms,
                                      self.metrics)

@@ -6,14 +6,12 @@ import asyncio
 import time
 
 import aiohttp
-from yarl import URL
 
 from tokenfleet.api.routerconfig import LimitsConfig, TierEndpoint
+from tokenfleet.router.httpclient import ConnectFailed, Pool, Response, UpstreamIOError
 
-JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 PROBE_INTERVAL = 0.25  # seconds between readiness probes of a tier starting from zero
-RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+EVENT_STREAM = b"text/event-stream"
 
 
 class TierFailed(Exception):
@@ -63,70 +61,67 @@ class Gate:
 class Tier:
     """One tier as the router uses it: endpoint, URLs, gate, metric children, cold-start state."""
 
-    def __init__(self, index: int, endpoint: TierEndpoint, inflight, waiting):
+    def __init__(self, index: int, endpoint: TierEndpoint, inflight, waiting, limits: LimitsConfig):
         self.index = index
         self.endpoint = endpoint
         self.name = endpoint.name
-        base = endpoint.url.rstrip("/")
-        self.urls = {p: URL(base + p, encoded=True) for p in ("/chat/completions", "/completions", "/models")}
+        self.pool = Pool(endpoint.url, limits.connect_timeout_seconds, limits.upstream_timeout_seconds)
         self.gate = Gate(endpoint.max_concurrency, endpoint.max_queue)
         self.inflight, self.waiting = inflight, waiting
         self._ready: asyncio.Future | None = None
 
 
 class Upstream:
-    """HTTP calls to tiers; connection, timeout and status failures become TierFailed."""
+    """HTTP calls to tiers; connection, timeout and status failures become TierFailed.
+
+    Tier calls use the pooled fast client (httpclient.py); the aiohttp session serves the
+    cache service client.
+    """
 
     def __init__(self, limits: LimitsConfig):
         self.limits = limits
         self.session: aiohttp.ClientSession | None = None
+        self.pools: list[Pool] = []
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.limits.connect_timeout_seconds,
-                                        sock_read=self.limits.upstream_timeout_seconds)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                              skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
         if self.session is not None:
             await self.session.close()
 
-    async def _request(self, tier: Tier, path: str, payload: bytes, stream: bool) -> aiohttp.ClientResponse:
-        headers = STREAM_HEADERS if stream else JSON_HEADERS
-        for attempt in (0, 1):  # a keep-alive connection the tier closed meanwhile: retry once
-            try:
-                return await self.session.post(tier.urls[path], data=payload, headers=headers)
-            except aiohttp.ClientConnectorError:  # refused, no route, DNS: nothing listens (yet)
-                raise TierFailed(tier.name, "unreachable", starting=True) from None
-            except RETRYABLE as err:
-                if attempt:
-                    raise TierFailed(tier.name, f"connection error ({err.__class__.__name__})") from None
-            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-                raise TierFailed(tier.name, "timeout") from None
-            except aiohttp.ClientError as err:
-                raise TierFailed(tier.name, f"client error ({err.__class__.__name__})") from None
-        raise AssertionError("unreachable")
+    async def _request(self, tier: Tier, path: str, payload: bytes, accept: bytes = b"application/json",
+                       method: bytes = b"POST") -> Response:
+        try:
+            resp = await tier.pool.request(method, path, payload, accept)
+        except ConnectFailed:  # refused, no route, connect timeout: nothing listens (yet)
+            raise TierFailed(tier.name, "unreachable", starting=True) from None
+        except UpstreamIOError as err:
+            raise TierFailed(tier.name, f"connection error ({err})") from None
+        except TimeoutError:
+            raise TierFailed(tier.name, "timeout") from None
+        if resp.status >= 500 or resp.status == 429:
+            resp.release()
+            raise TierFailed(tier.name, "status", resp.status, starting=resp.status == 503)
+        return resp
 
     async def post(self, tier: Tier, path: str, payload: bytes) -> tuple[int, bytes]:
         """Non-streaming call: (status, body) for statuses below 500 except 429."""
-        resp = await self._request(tier, path, payload, stream=False)
+        resp = await self._request(tier, path, payload)
         try:
-            body = await resp.read()
-        except (asyncio.TimeoutError, aiohttp.ClientError) as err:
-            raise TierFailed(tier.name, f"read failed ({err.__class__.__name__})") from None
+            return resp.status, await resp.read()
+        except (UpstreamIOError, TimeoutError) as err:
+            raise TierFailed(tier.name, f"read failed ({err})") from None
         finally:
             resp.release()
-        _check_status(tier, resp.status)
-        return resp.status, body
 
-    async def open_stream(self, tier: Tier, path: str, payload: bytes) -> aiohttp.ClientResponse:
-        """Streaming call: the open response (caller reads and releases it) for statuses below 500 except 429."""
-        resp = await self._request(tier, path, payload, stream=True)
-        if resp.status >= 500 or resp.status == 429:
-            resp.release()
-        _check_status(tier, resp.status)
-        return resp
+    async def open_stream(self, tier: Tier, path: str, payload: bytes) -> Response:
+        """Streaming call: the open response (caller reads ``iter_any`` and releases it)."""
+        return await self._request(tier, path, payload, EVENT_STREAM)
 
     async def wait_ready(self, tier: Tier) -> bool:
         """Wait (shared by every caller) until the tier answers GET /models, at most coldStartWaitSeconds."""
@@ -140,22 +135,24 @@ class Upstream:
 
     async def _probe(self, tier: Tier, budget: float) -> bool:
         deadline = time.monotonic() + budget
-        timeout = aiohttp.ClientTimeout(total=2)
         while True:
             try:
-                async with self.session.get(tier.urls["/models"], timeout=timeout) as resp:
-                    if resp.status == 200:
-                        return True
-            except (asyncio.TimeoutError, aiohttp.ClientError):
+                await asyncio.wait_for(self._get_models(tier), 2)
+                return True
+            except (TierFailed, asyncio.TimeoutError):
                 pass
             if time.monotonic() + PROBE_INTERVAL > deadline:
                 return False
             await asyncio.sleep(PROBE_INTERVAL)
 
-
-def _check_status(tier: Tier, status: int) -> None:
-    if status >= 500 or status == 429:
-        raise TierFailed(tier.name, "status", status, starting=status == 503)
+    async def _get_models(self, tier: Tier) -> None:
+        resp = await self._request(tier, "/models", b"", method=b"GET")
+        try:
+            await resp.read()
+        except (UpstreamIOError, TimeoutError) as err:
+            raise TierFailed(tier.name, f"probe failed ({err})") from None
+        if resp.status != 200:
+            raise TierFailed(tier.name, "status", resp.status, starting=True)
 
 
 async def call_with_gate(upstream: Upstream, tier: Tier, fn, *, hold: bool = False):

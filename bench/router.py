@@ -1,0 +1,178 @@
+"""Router benchmark (not in CI): direct vs tokenfleet's router vs LiteLLM proxy vs vLLM's Rust router, on loopback.
+
+Everything runs on this machine in one run with one load generator (wrk, a Lua script for the
+POST body) at the same concurrency: the engine emulator in --instant mode as the backend,
+tokenfleet's router in pass-through (one tier, caches and coalescing off), the same router's
+cache-hit path (local LRU), LiteLLM proxy and vllm-router. Each target gets a throughput run
+(--connections) and an unloaded latency run (1 connection). Peers are looked up in a separate
+virtual environment (--peers-venv or $TOKENFLEET_PEERS_VENV, default /tmp/peers-venv); a missing
+peer is skipped and said so. The last line printed is the JSON summary.
+
+    python bench/router.py --duration 10 --connections 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.procs import free_port, running, tokenfleet_cmd, wait_http  # noqa: E402
+
+MODEL = "bench"
+MASTER_KEY = "sk-bench-master"
+SAMPLED = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+           "max_tokens": 64, "temperature": 1.0}
+DETERMINISTIC = {**SAMPLED, "temperature": 0.0}
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+wrk.body = '%(body)s'
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+                 + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"errors\\": %%d, "
+    .. "\\"p50_us\\": %%d, \\"p90_us\\": %%d, \\"p99_us\\": %%d}\\n",
+    summary.requests, summary.duration / 1e6, errors,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
+
+def wrk(url: str, body: dict, connections: int, duration: float, workdir: Path, key: str = MASTER_KEY) -> dict:
+    """One wrk run against ``url``; req/s and latency percentiles in ms."""
+    script = workdir / f"post-{connections}-{abs(hash(json.dumps(body)))}.lua"
+    script.write_text(LUA % {"key": key, "body": json.dumps(body)})
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+    raw = json.loads(line[len("RESULT "):])
+    return {"rps": round(raw["requests"] / raw["seconds"], 1), "p50_ms": raw["p50_us"] / 1000,
+            "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "errors": raw["errors"],
+            "requests": raw["requests"]}
+
+
+def post_once(url: str, body: dict, key: str = MASTER_KEY) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return {"headers": dict(resp.headers), "body": json.load(resp)}
+
+
+def peer_bin(venv: Path, name: str) -> Path | None:
+    path = venv / "bin" / name
+    return path if path.exists() else None
+
+
+def litellm_proc(venv: Path, backend: str, port: int, workdir: Path):
+    exe = peer_bin(venv, "litellm")
+    if exe is None:
+        return None, f"not installed in {venv} (pip install 'litellm[proxy]')"
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        f"    litellm_params: {{model: openai/{MODEL}, api_base: '{backend}/v1', api_key: sk-none}}\n"
+        "litellm_settings: {drop_params: true, telemetry: false}\n"
+    )
+    tokenizers = next((venv / "lib").glob("python3*/site-packages/litellm/litellm_core_utils/tokenizers"), None)
+    env = {"LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+           "TIKTOKEN_CACHE_DIR": str(tokenizers or ""), "DISABLE_SCHEMA_UPDATE": "True"}
+    cmd = [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    return running(cmd, ready_url=f"http://127.0.0.1:{port}/health/liveliness", timeout=180, env=env,
+                   log_path=workdir / "litellm.log"), None
+
+
+def vllm_router_proc(venv: Path, backend: str, port: int, workdir: Path):
+    exe = peer_bin(venv, "vllm-router")
+    if exe is None:
+        return None, f"not installed in {venv} (pip install vllm-router)"
+    cmd = [str(exe), "--host", "127.0.0.1", "--port", str(port), "--worker-urls", backend, "--policy", "round_robin"]
+    return running(cmd, ready_url=f"http://127.0.0.1:{port}/v1/models", timeout=60,
+                   log_path=workdir / "vllm-router.log"), None
+
+
+def measure(name: str, url: str, body: dict, args, workdir: Path) -> dict:
+    wrk(url, body, args.connections, min(2.0, args.duration), workdir)  # warm-up: pools, caches, JIT-less paths
+    loaded = wrk(url, body, args.connections, args.duration, workdir)
+    unloaded = wrk(url, body, 1, max(2.0, args.duration / 2), workdir)
+    result = {"rps": loaded["rps"], "p50_ms": loaded["p50_ms"], "p99_ms": loaded["p99_ms"],
+              "errors": loaded["errors"], "unloaded_p50_ms": unloaded["p50_ms"], "unloaded_p99_ms": unloaded["p99_ms"]}
+    print(f"{name:<22} {result['rps']:>9.1f} req/s  p50 {result['p50_ms']:7.3f} ms  p99 {result['p99_ms']:7.3f} ms"
+          f"  | 1 conn p50 {result['unloaded_p50_ms']:6.3f} ms  errors {result['errors']}", flush=True)
+    return result
+
+
+def run(args) -> dict:
+    venv = Path(args.peers_venv)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-router-"))
+    results: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    backend_port = free_port()
+    backend = f"http://127.0.0.1:{backend_port}"
+    chat = "/v1/chat/completions"
+    with running(tokenfleet_cmd("emulate-engine", "--port", str(backend_port), "--model", MODEL, "--instant"),
+                 ready_url=backend + "/health", log_path=workdir / "engine.log"):
+        results["direct"] = measure("direct", backend + chat, SAMPLED, args, workdir)
+        port = free_port()
+        cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}",
+                             "--local-cache-entries", "0", "--no-coalescing")
+        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router.log"):
+            results["tokenfleet"] = measure("tokenfleet", f"http://127.0.0.1:{port}{chat}", SAMPLED, args, workdir)
+        port = free_port()
+        cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}")
+        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router-cache.log"):
+            url = f"http://127.0.0.1:{port}{chat}"
+            post_once(url, DETERMINISTIC)
+            assert post_once(url, DETERMINISTIC)["headers"]["x-tokenfleet-cache"] == "local"
+            results["tokenfleet_cache_hit"] = measure("tokenfleet cache hit", url, DETERMINISTIC, args, workdir)
+        for name, starter in (("vllm_router", vllm_router_proc), ("litellm", litellm_proc)):
+            port = free_port()
+            proc, why = starter(venv, backend, port, workdir)
+            if proc is None:
+                skipped[name] = why
+                print(f"{name:<22} skipped: {why}", flush=True)
+                continue
+            try:
+                with proc:
+                    url = f"http://127.0.0.1:{port}{chat}"
+                    post_once(url, SAMPLED)
+                    results[name] = measure(name, url, SAMPLED, args, workdir)
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as err:
+                skipped[name] = f"failed: {err}"[:300]
+                print(f"{name:<22} failed: {err}", flush=True)
+    direct = results["direct"]
+    for name, r in results.items():
+        r["rps_ratio_to_direct"] = round(r["rps"] / direct["rps"], 3) if direct["rps"] else None
+        r["added_p50_ms"] = round(r["p50_ms"] - direct["p50_ms"], 3)
+        r["added_unloaded_p50_ms"] = round(r["unloaded_p50_ms"] - direct["unloaded_p50_ms"], 3)
+    return {"bench": "router", "connections": args.connections, "duration_s": args.duration, "cores": os.cpu_count(),
+            "backend": "tokenfleet emulate-engine --instant", "results": results, "skipped": skipped}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per loaded run (default 10)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for the loaded run (default 32)")
+    parser.add_argument("--peers-venv", default=os.environ.get("TOKENFLEET_PEERS_VENV", "/tmp/peers-venv"),
+                        help="virtual environment holding litellm and vllm-router (default $TOKENFLEET_PEERS_VENV "
+                             "or /tmp/peers-venv)")
+    args = parser.parse_args()
+    summary = run(args)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
