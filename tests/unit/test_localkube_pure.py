@@ -228,3 +228,13 @@ def test_watch_events_are_translated_through_the_selector(kind, old_labels, new_
     watcher.offer(_event(kind, obj(new_labels), obj(old_labels) if old_labels else None))
     got = watcher.queue.get_nowait()[0] if not watcher.queue.empty() else None
     assert got == seen
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    (1, "1"), (0, "0"), (0.5, "500m"), ("0.5", "500m"), ("1000m", "1"), ("250m", "250m"), ("2000000", "2M"),
+    ("1500", "1500"), ("1.5M", "1500k"), ("100Mi", "100Mi"), ("1024Mi", "1Gi"), ("0.5Gi", "512Mi"),
+    ("1.5Ki", "1536"), ("1e3", "1e3"), ("16Gi", "16Gi"), ("not-a-quantity", "not-a-quantity"),
+])
+def test_quantities_are_stored_in_canonical_form(value, stored):
+    from tokenfleet.localkube.quantity import canonical
+    assert canonical(value) == stored

@@ -6,6 +6,7 @@ import base64
 import random
 from typing import Any
 
+from tokenfleet.localkube import quantity
 from tokenfleet.localkube.resources import Resource
 
 
@@ -25,6 +26,11 @@ def _pod_spec_defaults(spec: dict) -> None:
         latest = "@" not in image and (":" not in tag or tag.endswith(":latest"))
         container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
         container.setdefault("resources", {})
+        quantity.canonical_resources(container["resources"])
+        for env in container.get("env") or []:
+            field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(env, dict) else None
+            if isinstance(field_ref, dict):
+                field_ref.setdefault("apiVersion", "v1")
         for port in container.get("ports") or []:
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
@@ -51,7 +57,11 @@ def _deployment_defaults(obj: dict) -> None:
         rolling.setdefault("maxSurge", "25%")
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    template_spec = (spec.get("template") or {}).get("spec")
+    _template_defaults(obj)
+
+
+def _template_defaults(obj: dict) -> None:
+    template_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec")
     if isinstance(template_spec, dict):
         _pod_spec_defaults(template_spec)
 
@@ -90,6 +100,10 @@ def default(res: Resource, obj: dict, old: dict | None) -> None:
         return
     if res.plural == "deployments":
         _deployment_defaults(obj)
+    elif res.plural == "statefulsets":
+        _template_defaults(obj)
+    elif res.plural == "pods" and isinstance(obj.get("spec"), dict):
+        _pod_spec_defaults(obj["spec"])
     elif res.plural == "services":
         _service_defaults(obj, old)
     elif res.plural == "secrets":

@@ -164,3 +164,18 @@ def test_deployment_controller_reports_replicas_ready(apps):
     assert (status.replicas, status.available_replicas, status.updated_replicas, status.observed_generation) == \
         (3, 3, 3, 1)
     assert any(c.type == "Available" and c.status == "True" for c in status.conditions)
+
+
+def test_deployments_get_the_api_servers_defaults_and_canonical_quantities(kube):
+    body = deployment("gpu")
+    container = body["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": 1, "memory": "1024Mi"}, "requests": {"cpu": 0.5}}
+    container["ports"] = [{"containerPort": 8000}]
+    code, created = raw(kube, "POST", "/apis/apps/v1/namespaces/default/deployments", body)
+    assert code == 201
+    spec = created["spec"]
+    assert spec["strategy"]["type"] == "RollingUpdate" and spec["revisionHistoryLimit"] == 10
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}
+    assert container["imagePullPolicy"] == "IfNotPresent" and container["ports"][0]["protocol"] == "TCP"
+    assert spec["template"]["spec"]["restartPolicy"] == "Always"
