@@ -181,6 +181,18 @@ class LocalKube:
             return store.get(res, namespace, meta["name"])
         return self.call(_apply)
 
+    def set_status(self, api_version: str, plural: str, namespace: str | None, name: str, status: dict) -> dict:
+        """Replace an object's ``status`` as a controller would (a watch event, no request counted)."""
+        def _set() -> dict:
+            group, _, version = api_version.rpartition("/")
+            res = self.state.registry.lookup(group, version, plural)
+            if res is None:
+                raise KubeError(404, "NotFound", f"no resource {plural} in {api_version}")
+            current = self.state.store.get(res, namespace if res.namespaced else None, name)
+            written = self.state.store.write_internal(res, {**current, "status": copy.deepcopy(status)})
+            return relabel(written or current, api_version)
+        return self.call(_set)
+
     def apply_crds(self, path_or_dir: str | Path) -> list[str]:
         """Register the CustomResourceDefinitions in a YAML file or a directory of them; their names."""
         crds = [d for d in _load_yaml_docs(path_or_dir) if d.get("kind") == "CustomResourceDefinition"]

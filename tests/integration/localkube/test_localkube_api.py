@@ -54,6 +54,8 @@ def test_the_deployment_controller_can_be_switched_off_and_delayed(tmp_path):
         assert kube.get_object("apps/v1", "deployments", "default", "web").get("status") in (None, {})
         kube.apply({**kube.get_object("apps/v1", "deployments", "default", "web"), "status": {"readyReplicas": 1}})
         assert kube.get_object("apps/v1", "deployments", "default", "web")["status"] == {"readyReplicas": 1}
+        written = kube.set_status("apps/v1", "deployments", "default", "web", {"readyReplicas": 2})
+        assert written["status"] == {"readyReplicas": 2} and written["metadata"]["generation"] == 1
     with LocalKube(ready_delay=0.3) as kube:
         apps = client.AppsV1Api(config.new_client_from_config(str(kube.write_kubeconfig(tmp_path / "kc2"))))
         apps.create_namespaced_deployment("default", deployment("web"))
@@ -67,6 +69,13 @@ def test_write_kubeconfig_names_cluster_context_and_user_localkube(kube, tmp_pat
     assert config["current-context"] == "localkube"
     assert config["clusters"][0] == {"name": "localkube", "cluster": {"server": kube.url}}
     assert config["users"][0]["name"] == "localkube"
+
+
+def test_emulate_apiserver_command_reports_a_taken_port(tmp_path):
+    with LocalKube() as kube:
+        done = subprocess.run(tokenfleet_cmd("emulate-apiserver", "--port", str(kube.port)), capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode == 1 and f"cannot serve on port {kube.port}" in done.stderr
 
 
 def test_emulate_apiserver_command_serves_until_terminated(tmp_path):
