@@ -243,7 +243,8 @@ def busy(load: Load, p: ScalingPolicy) -> bool:
 def fits(load: Load, k: int, ttft: float | None, p: ScalingPolicy) -> bool:
     """Whether ``k`` replicas would carry the load within ``headroom`` x every guardrail.
 
-    Throughput, requests and KV use spread evenly over ``k``; each silent replica is assumed as
+    Throughput, requests and KV use spread evenly over ``k`` (requests beyond a replica's batch
+    wait in its queue); each silent replica is assumed as
     loaded as the busiest reporting one; TTFT must already be within the SLO.
     """
     h = p.headroom
@@ -251,7 +252,9 @@ def fits(load: Load, k: int, ttft: float | None, p: ScalingPolicy) -> bool:
     if load.capacity and tps / k > h * p.max_utilization * load.capacity:
         return False
     demand = (load.demand + load.silent * load.busiest_demand) / k
-    if demand > h * p.max_num_seqs or max(0.0, demand - p.max_num_seqs) > h * p.max_queue_per_replica:
+    # While requests wait, the batch is as full as something (KV, token budget) lets it be: that is its size.
+    batch = min(p.max_num_seqs, max(load.running / load.reporting, 1.0)) if load.waiting > 0 else p.max_num_seqs
+    if demand > h * p.max_num_seqs or max(0.0, demand - batch) > h * p.max_queue_per_replica:
         return False
     if load.kv_reporting and (load.kv_sum + load.silent * load.busiest_kv) / k > h * p.max_kv_cache_usage:
         return False
