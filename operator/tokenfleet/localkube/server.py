@@ -169,11 +169,12 @@ class LocalKube:
             store, meta = self.state.store, obj["metadata"]
             namespace = (meta.get("namespace") or "default") if res.namespaced else None
             version = obj["apiVersion"].rpartition("/")[2]
-            if store.peek(res, namespace, meta["name"]) is None:
+            current = store.peek(res, namespace, meta["name"])
+            if current is None:
                 store.create(res, namespace, obj, version=version)
             else:
                 store.update(res, namespace, meta["name"], {**obj, "metadata": {
-                    k: v for k, v in meta.items() if k != "resourceVersion"}}, version=version)
+                    **meta, "resourceVersion": current["metadata"]["resourceVersion"]}}, version=version)
             if res.status and "status" in obj:
                 current = store.get(res, namespace, meta["name"])
                 store.update(res, namespace, meta["name"], {**current, "status": obj["status"]}, "status",

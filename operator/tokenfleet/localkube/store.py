@@ -13,7 +13,7 @@ import threading
 from typing import Callable, Iterable
 
 from tokenfleet.localkube import admission
-from tokenfleet.localkube.errors import KubeError, already_exists, conflict, gone, not_found
+from tokenfleet.localkube.errors import KubeError, already_exists, conflict, gone, invalid, not_found
 from tokenfleet.localkube.resources import Registry, Resource
 
 ObjKey = tuple[str, str]  # (namespace or "", name)
@@ -137,6 +137,9 @@ class Store:
             wanted_rv = body.get("metadata", {}).get("resourceVersion")
             if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
+            if not wanted_rv and res.custom:  # custom resources allow no unconditional update
+                raise invalid(res, name, [("metadata.resourceVersion", "metadata.resourceVersion: Invalid value: "
+                                           "0x0: must be specified for an update")])
             new = admission.prepare_update(res, current, body, subresource, version or res.version)
             return self._store_update(res, current, new, dry_run)
 

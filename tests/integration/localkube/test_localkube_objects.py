@@ -179,3 +179,13 @@ def test_deployments_get_the_api_servers_defaults_and_canonical_quantities(kube)
     assert container["resources"] == {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}
     assert container["imagePullPolicy"] == "IfNotPresent" and container["ports"][0]["protocol"] == "TCP"
     assert spec["template"]["spec"]["restartPolicy"] == "Always"
+
+
+def test_custom_resources_refuse_an_update_without_resource_version(kube, custom):
+    custom.create_namespaced_custom_object("tokenfleet.io", "v1alpha1", "default", "modeltiers", tier("u"))
+    code, status = raw(kube, "PUT", "/apis/tokenfleet.io/v1alpha1/namespaces/default/modeltiers/u", tier("u"))
+    assert code == 422 and "metadata.resourceVersion" in status["message"]
+    current = custom.get_namespaced_custom_object("tokenfleet.io", "v1alpha1", "default", "modeltiers", "u")
+    current["spec"]["replicas"] = 2
+    code, replaced = raw(kube, "PUT", "/apis/tokenfleet.io/v1alpha1/namespaces/default/modeltiers/u", current)
+    assert code == 200 and replaced["spec"]["replicas"] == 2 and replaced["metadata"]["generation"] == 2
