@@ -27,7 +27,7 @@ model vs published): H100 8B BF16 128/128 gives 146 at concurrency 1 (145), 6.5k
 at 64 (832). Every throughput row of CALIBRATION.md is within 15% except AWQ-Marlin at
 concurrency 64: -16% on A100, +16% on L4 (no linear step model fits both GPUs' AWQ rows).
 Decode steps (ITL) match within 4% up to 256 running sequences on H100 BF16 and 7% on FP8; at
-512 the model is ~17% short, as decode turns compute-bound there and the model has no such term.
+512 the model is 17-19% short, as decode turns compute-bound there and the model has no such term.
 """
 
 from __future__ import annotations
