@@ -177,7 +177,7 @@ def natural_length(text: str, difficulty: float) -> int:
     return 24 + stable_hash("length", text) % 64 + int(96 * difficulty)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def answer_tokens(model: str, prompt_key: str, seed: int | None, length: int) -> tuple[str, ...]:
     """The answer's tokens: ``length`` of them, ending a sentence with '.'; same inputs, same tokens."""
     rng = random.Random(f"{model}\x1f{prompt_key}\x1f{seed}")
