@@ -42,7 +42,7 @@ class Features:
     units: frozenset[str]
     entities: frozenset[str]
     words: frozenset[str]
-    negated: bool
+    negations: int
     items: frozenset[str]  # what direction is judged on: names, numbers (#5) and units (canonical)
     roles: tuple[tuple[str, str], ...]  # (item, role) for items right after a direction marker
     question: frozenset[str]
@@ -248,7 +248,7 @@ def features(text: str) -> Features:
         units=frozenset(u for u in units if u),
         entities=frozenset(w for w, e in zip(words, entity) if e),
         words=frozenset(words),
-        negated=any(w in lx.NEGATIONS for w in words),
+        negations=sum(w in lx.NEGATIONS for w in words),
         items=frozenset(i for i in items if i),
         roles=_roles(words, items, units),
         question=_question(words),
@@ -287,7 +287,7 @@ def compare(a: Features, b: Features) -> str | None:
         return "unit"
     if (a.entities - b.words) or (b.entities - a.words):
         return "entity"
-    if a.negated != b.negated:
+    if a.negations != b.negations:
         return "negation"
     if _direction_differs(a, b):
         return "direction"

@@ -102,6 +102,7 @@ ANTONYMS = [
     ("oppose", "support"), ("opposes", "supports"), ("smart", "dumb"), ("smart", "stupid"), ("rich", "poor"),
     ("strong", "weak"), ("strongest", "weakest"), ("heavy", "light"), ("heaviest", "lightest"), ("wet", "dry"),
     ("alive", "dead"), ("war", "peace"), ("guilty", "innocent"), ("liberal", "conservative"),
+    ("gone", "back"), ("come", "go"), ("came", "went"), ("leave", "return"), ("arrived", "left"),
     ("democrat", "republican"), ("democrats", "republicans"), ("sunni", "shia"), ("catholic", "protestant"),
 ]
 
