@@ -58,16 +58,20 @@ def _message(msg: dict) -> dict:
     return {k: msg[k] for k in keep if k in msg and msg[k] is not None}
 
 
-def exact_key(tenant: str, model: str, body: dict) -> str:
-    """Hex digest identifying the request exactly, within a tenant and model scope."""
-    payload = {
+def exact_payload(tenant: str, model: str, body: dict) -> dict:
+    """Everything the exact key covers, before canonical JSON and hashing."""
+    return {
         "tenant": tenant,
         "model": model,
         "kind": endpoint_kind(body),
         "input": [_message(m) for m in body.get("messages") or []] if "messages" in body else body.get("prompt"),
         "params": sampling_params(body),
     }
-    return _digest(payload)
+
+
+def exact_key(tenant: str, model: str, body: dict) -> str:
+    """Hex digest identifying the request exactly, within a tenant and model scope."""
+    return _digest(exact_payload(tenant, model, body))
 
 
 def _text_of(content) -> str | None:

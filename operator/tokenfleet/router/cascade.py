@@ -40,7 +40,7 @@ class Call:
     scope: str  # cache scope: fleet name, or the pinned tier's name
     shareable: bool = False  # may share an upstream call / a cache entry with identical requests
     cacheable: bool = False
-    key: str | None = None
+    key: bytes | None = None  # local exact key (core.local_key)
     started: float = field(default_factory=time.perf_counter)
 
 

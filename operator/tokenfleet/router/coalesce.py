@@ -57,10 +57,10 @@ class Coalescer:
     def __init__(self, window: float, metrics) -> None:
         self.window = window
         self.metrics = metrics
-        self._unary: dict[str, asyncio.Future] = {}
-        self._streams: dict[str, Flight] = {}
+        self._unary: dict[bytes, asyncio.Future] = {}
+        self._streams: dict[bytes, Flight] = {}
 
-    async def unary(self, key: str, factory: Callable[[], Awaitable]) -> tuple[object, bool]:
+    async def unary(self, key: bytes, factory: Callable[[], Awaitable]) -> tuple[object, bool]:
         """(result, led): the first caller runs ``factory``; identical callers meanwhile get its result."""
         future = self._unary.get(key)
         if future is not None:
@@ -84,7 +84,7 @@ class Coalescer:
             if self._unary.get(key) is future:
                 del self._unary[key]
 
-    def stream(self, key: str, factory: Callable[[], AsyncIterator]) -> tuple[AsyncIterator, bool]:
+    def stream(self, key: bytes, factory: Callable[[], AsyncIterator]) -> tuple[AsyncIterator, bool]:
         """(items, led): subscribe to the in-flight stream for ``key``, starting it if there is none."""
         flight = self._streams.get(key)
         if flight is not None:
@@ -94,7 +94,7 @@ class Coalescer:
         flight.task = asyncio.ensure_future(self._produce(key, flight, factory))
         return flight.follow(), True
 
-    async def _produce(self, key: str, flight: Flight, factory: Callable[[], AsyncIterator]) -> None:
+    async def _produce(self, key: bytes, flight: Flight, factory: Callable[[], AsyncIterator]) -> None:
         error: BaseException | None = None
         try:
             if self.window:

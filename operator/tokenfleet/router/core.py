@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import AsyncIterator
 
 import orjson
@@ -73,7 +74,7 @@ class RouterCore:
         call.shareable = self.config.cache.cache_nondeterministic or cachekey.is_deterministic(body)
         call.cacheable = call.shareable and self.caching
         if call.shareable and (call.cacheable or self.coalescer is not None):
-            call.key = cachekey.exact_key(tenant, call.scope, body)
+            call.key = local_key(tenant, call.scope, body)
         return call
 
     def _route(self, call: Call, model: str) -> None:
@@ -103,7 +104,7 @@ class RouterCore:
                 self._hit("local", entry.response)
                 return Reply(200, entry.body, "none", "local", 0.0, entry.response)
         if call.key is not None and self.coalescer is not None:
-            reply, led = await self.coalescer.unary(call.key + "|u", lambda: self._unary_miss(call))
+            reply, led = await self.coalescer.unary(call.key + b"|u", lambda: self._unary_miss(call))
             if led:
                 return reply
             return dataclasses.replace(reply, cache="coalesced" if reply.cache == "miss" else reply.cache, cost=0.0)
@@ -127,7 +128,7 @@ class RouterCore:
                 self._hit("local", entry.response)
                 return _replayed(entry.response, call, "local"), False
         if call.key is not None and self.coalescer is not None:
-            suffix = "|s1" if call.include_usage else "|s0"
+            suffix = b"|s1" if call.include_usage else b"|s0"
             items, led = self.coalescer.stream(call.key + suffix, lambda: self._stream_miss(call))
             return items, not led
         return self._stream_miss(call), False
@@ -183,6 +184,16 @@ class RouterCore:
         names = [self.config.fleet, "auto", *(t.name for t in self.tiers)]
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "tokenfleet"} for n in dict.fromkeys(names)]
         return orjson.dumps({"object": "list", "data": data})
+
+
+def local_key(tenant: str, scope: str, body: dict) -> bytes:
+    """The exact key's fields (cachekey.exact_payload) through orjson: several times faster than
+    ``cachekey.exact_key`` and only ever compared inside this process (local LRU, coalescing)."""
+    payload = cachekey.exact_payload(tenant, scope, body)
+    try:
+        return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).digest()
+    except TypeError:  # what orjson refuses (e.g. huge integers): the shared key
+        return cachekey.exact_key(tenant, scope, body).encode()
 
 
 def storable(response: dict | None) -> bool:

@@ -22,7 +22,7 @@ class LocalCache:
         self.capacity = entries
         self.ttl = ttl
         self.clock = clock
-        self._items: OrderedDict[str, Entry] = OrderedDict()
+        self._items: OrderedDict[bytes, Entry] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -31,7 +31,7 @@ class LocalCache:
     def enabled(self) -> bool:
         return self.capacity > 0
 
-    def get(self, key: str) -> Entry | None:
+    def get(self, key: bytes) -> Entry | None:
         entry = self._items.get(key)
         if entry is None:
             return None
@@ -41,7 +41,7 @@ class LocalCache:
         self._items.move_to_end(key)
         return entry
 
-    def put(self, key: str, response: dict, body: bytes) -> None:
+    def put(self, key: bytes, response: dict, body: bytes) -> None:
         if self.capacity <= 0:
             return
         self._items[key] = Entry(self.clock() + self.ttl, response, body)
