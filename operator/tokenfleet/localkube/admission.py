@@ -61,6 +61,13 @@ def _body_checks(res: Resource, obj: dict) -> None:
         raise bad_request("metadata must be an object")
 
 
+def _drop_empty_meta(meta: dict) -> None:
+    """Empty maps and lists in metadata are not stored (Go's omitempty), nor is a null."""
+    for key in ("labels", "annotations", "finalizers", "ownerReferences", "generateName"):
+        if key in meta and not meta[key]:
+            del meta[key]
+
+
 def _validate(res: Resource, obj: dict, old: dict | None, version: str) -> None:
     name = obj["metadata"].get("name", "")
     causes = _check_name(res, name) + _check_labels(obj["metadata"])
@@ -101,6 +108,7 @@ def prepare_create(res: Resource, body: dict, namespace: str | None, version: st
         meta.pop("generation", None)
     if res.status:
         obj.pop("status", None)
+    _drop_empty_meta(meta)
     builtins.default(res, obj, None)
     if res.custom:
         obj = schema.prune_and_default(res.schema(version), obj)
@@ -141,6 +149,7 @@ def prepare_update(res: Resource, current: dict, body: dict, subresource: str | 
         else:
             meta.pop(key, None)
     meta.pop("managedFields", None)
+    _drop_empty_meta(meta)
     new["apiVersion"], new["kind"] = res.api_version(version), res.kind
     if old_meta.get("deletionTimestamp"):
         added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
