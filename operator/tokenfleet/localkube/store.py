@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import logging
 import threading
 from typing import Callable, Iterable
 
@@ -16,6 +17,7 @@ from tokenfleet.localkube import admission
 from tokenfleet.localkube.errors import KubeError, already_exists, conflict, gone, invalid, not_found
 from tokenfleet.localkube.resources import Registry, Resource
 
+log = logging.getLogger(__name__)
 ObjKey = tuple[str, str]  # (namespace or "", name)
 NAMESPACES = ("", "namespaces")
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -94,7 +96,10 @@ class Store:
         for watcher in list(self.watchers):
             watcher.offer(event)
         for listener in list(self.listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a controller's bug must not fail the write that is already committed
+                log.exception("localkube: listener %r failed on %s %s", listener, event.type, event.key)
         return copy.deepcopy(obj)
 
     def _check_namespace(self, res: Resource, namespace: str | None) -> None:
