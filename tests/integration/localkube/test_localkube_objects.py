@@ -94,6 +94,7 @@ def test_list_pages_with_limit_and_continue(core):
     ("stale_put", 409, "Conflict"),
     ("invalid", 422, "Invalid"),
     ("bad_selector", 400, "BadRequest"),
+    ("expired_continue", 410, "Expired"),
 ])
 def test_errors_are_status_objects_with_reason_and_code(core, call, code, reason):
     core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}})
@@ -106,8 +107,10 @@ def test_errors_are_status_objects_with_reason_and_code(core, call, code, reason
             core.replace_namespaced_config_map("cm", "default", {"metadata": {"name": "cm", "resourceVersion": "1"}})
         elif call == "invalid":
             core.create_namespaced_config_map("default", {"metadata": {"name": "Not_Valid"}})
-        else:
+        elif call == "bad_selector":
             core.list_namespaced_config_map("default", label_selector="a in (")
+        else:
+            core.list_namespaced_config_map("default", limit=1, _continue="not-a-token")
     status = status_of(err.value)
     assert (err.value.status, status["kind"], status["code"], status["reason"]) == (code, "Status", code, reason)
 
