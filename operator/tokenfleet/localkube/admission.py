@@ -59,6 +59,16 @@ def _body_checks(res: Resource, obj: dict) -> None:
                           f"({res.api_version()}) or the kind {kind!r} does not match {res.kind!r}")
     if not isinstance(obj.get("metadata", {}), dict):
         raise bad_request("metadata must be an object")
+    string_maps = [("metadata.labels", (obj.get("metadata") or {}).get("labels")),
+                   ("metadata.annotations", (obj.get("metadata") or {}).get("annotations"))]
+    if res.plural in ("configmaps", "secrets") and not res.group:
+        string_maps += [("data", obj.get("data")), ("binaryData", obj.get("binaryData")),
+                        ("stringData", obj.get("stringData"))]
+    for field, value in string_maps:  # what Go's JSON decoding of the typed object refuses: a 400, not a 422
+        if value is not None and (not isinstance(value, dict) or
+                                  not all(isinstance(v, str) for v in value.values())):
+            raise bad_request(f"{res.kind} in version \"{res.version}\" cannot be handled as a {res.kind}: "
+                              f"json: cannot unmarshal {field} into Go struct field of type map[string]string")
 
 
 def _drop_empty_meta(meta: dict) -> None:

@@ -192,3 +192,13 @@ def test_custom_resources_refuse_an_update_without_resource_version(kube, custom
     current["spec"]["replicas"] = 2
     code, replaced = raw(kube, "PUT", "/apis/tokenfleet.io/v1alpha1/namespaces/default/modeltiers/u", current)
     assert code == 200 and replaced["spec"]["replicas"] == 2 and replaced["metadata"]["generation"] == 2
+
+
+@pytest.mark.parametrize("body", [
+    {"metadata": {"name": "c", "labels": {"n": 1}}},
+    {"metadata": {"name": "c", "annotations": {"a": True}}},
+    {"metadata": {"name": "c"}, "data": {"port": 8000}},
+])
+def test_values_that_must_be_strings_are_a_bad_request(kube, body):
+    code, status = raw(kube, "POST", "/api/v1/namespaces/default/configmaps", body)
+    assert (code, status["reason"]) == (400, "BadRequest") and "cannot unmarshal" in status["message"]
