@@ -108,3 +108,11 @@ def test_kubectl_waits_for_conditions_and_rollouts(kubectl):
 def test_default_namespaces_may_not_be_deleted(kubectl):
     done = kubectl("delete", "namespace", "default", check=False)
     assert done.returncode != 0 and "Forbidden" in done.stderr
+
+
+def test_kubectl_applies_the_install_manifests_with_kustomize(kube, kubectl):
+    out = kubectl("apply", "-k", "manifests/").stdout
+    assert "clusterrolebinding.rbac.authorization.k8s.io/tokenfleet created" in out
+    assert "deployment.apps/tokenfleet created" in out
+    again = kubectl("apply", "-k", "manifests/").stdout.splitlines()
+    assert again and all(line.endswith(" unchanged") for line in again)
