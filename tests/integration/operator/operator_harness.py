@@ -125,6 +125,7 @@ class OperatorProcess:
             "TOKENFLEET_METRICS_PORT": str(self.metrics_port),
             "TOKENFLEET_HEALTH_PORT": str(self.health_port),
             "TOKENFLEET_LOG_FORMAT": "plain",
+            "PYTHONUNBUFFERED": "1",  # the log is read on failure
             "TOKENFLEET_IMAGE": "example.org/tokenfleet:test",
             **(env or {}),
         }

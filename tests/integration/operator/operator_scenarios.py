@@ -68,7 +68,8 @@ def assert_quiet(cluster: Cluster, ns: str, seconds: float = SETTLE) -> None:
     before_versions = cluster.versions(ns)
     before_writes = cluster.write_count(ns)
     time.sleep(seconds)
-    assert cluster.versions(ns) == before_versions
+    after = cluster.versions(ns)
+    assert after == before_versions, f"written while quiet: {sorted(k for k in after if after[k] != before_versions.get(k))}"
     if before_writes is not None:
         assert cluster.write_count(ns) == before_writes
 
@@ -141,6 +142,8 @@ def a_spec_change_updates_children_but_not_the_autoscalers_replicas(cluster: Clu
     wait_for(lambda: cluster.get("Deployment", ns, "small-engine")["spec"]["replicas"] == 2, "the pinned replicas")
     cluster.kubectl("scale", "deployment", "small-engine", "--replicas=5", "-n", ns)
     wait_for(lambda: cluster.get("Deployment", ns, "small-engine")["spec"]["replicas"] == 2, "drift repaired")
+    if cluster.workloads_start:
+        wait_for(lambda: cluster.get("ModelTier", ns, "small")["status"].get("readyReplicas") == 2, "status follows")
 
     cluster.kubectl("delete", "configmap", "f-router", "-n", ns)
     wait_for(lambda: router_config(cluster, ns, "f"), "the deleted router config recreated")
@@ -219,6 +222,8 @@ def a_model_too_large_is_reported_while_others_keep_reconciling(cluster: Cluster
     wait_reconciled(cluster, "InferenceFleet", ns, "f")
     degraded = wait_reason(cluster, "InferenceFleet", ns, "f", "TiersNotReady", "Degraded")
     assert "huge" in degraded["message"]
+    if cluster.workloads_start:
+        wait_for(lambda: cluster.get("InferenceFleet", ns, "f")["status"].get("readyTiers") == 1, "one ready tier")
     assert_quiet(cluster, ns)  # a permanent problem is not retried
     assert operator.alive()
 
