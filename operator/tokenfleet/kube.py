@@ -36,6 +36,7 @@ BUILTIN: dict[tuple[str, str], tuple[type, str]] = {
     ("v1", "Secret"): (client.CoreV1Api, "secret"),
     ("v1", "Event"): (client.CoreV1Api, "event"),
     ("v1", "Pod"): (client.CoreV1Api, "pod"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): (client.AutoscalingV2Api, "horizontal_pod_autoscaler"),
 }
 
 
@@ -111,6 +112,19 @@ class Kube:
         """Objects of a kind in a namespace, optionally filtered by a label selector."""
         kwargs = {"label_selector": label_selector} if label_selector else {}
         return self._call(api_version, kind, "list", namespace=namespace, **kwargs).get("items") or []
+
+    def list_custom(self, api_version: str, plural: str, namespace: str) -> list[dict]:
+        """Objects of another project's custom resource (e.g. KEDA's ScaledObjects); [] when it is not installed."""
+        group, version = api_version.split("/", 1)
+        api = client.CustomObjectsApi(self.api_client)
+        try:
+            response = api.list_namespaced_custom_object(group, version, namespace, plural, _preload_content=False,
+                                                         _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as err:
+            if err.status == 404:
+                return []
+            raise
+        return (json.loads(response.data) if response.data else {}).get("items") or []
 
     def create(self, obj: dict) -> dict:
         """Create ``obj`` in its namespace; raises ApiException 409 when it exists already."""
