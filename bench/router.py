@@ -114,6 +114,69 @@ def measure(name: str, url: str, body: dict, args, workdir: Path) -> dict:
     return result
 
 
+async def _client_cost(name: str, backend: str, total: int, concurrency: int) -> dict:
+    """CPU microseconds per request spent in this process by one HTTP client, and its req/s."""
+    import asyncio
+
+    payload = json.dumps(SAMPLED).encode()
+    if name == "httpx":
+        import httpx
+
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency))
+        call = lambda: client.post(backend + "/v1/chat/completions", content=payload,  # noqa: E731
+                                   headers={"Content-Type": "application/json"})
+        close = client.aclose
+    elif name == "aiohttp":
+        import aiohttp
+
+        client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+        async def call():
+            async with client.post(backend + "/v1/chat/completions", data=payload,
+                                   headers={"Content-Type": "application/json"}) as resp:
+                return await resp.read()
+        close = client.close
+    else:
+        from tokenfleet.router.httpclient import Pool
+
+        pool = Pool(backend + "/v1", 2, 30)
+
+        async def call():
+            return await (await pool.request(b"POST", "/chat/completions", payload)).read()
+
+        async def close():
+            pool.close()
+    remaining = [total]
+
+    async def worker():
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            await call()
+
+    await asyncio.gather(*[worker() for _ in range(concurrency)])  # warm: connections open
+    remaining[0] = total
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    await close()
+    return {"cpu_us_per_request": round(cpu / total * 1e6, 1), "rps": round(total / wall, 1)}
+
+
+def client_costs(backend: str, total: int = 20000, concurrency: int = 32) -> dict:
+    """Upstream client choice: httpx vs aiohttp vs the router's pooled httptools client, same backend."""
+    import asyncio
+
+    import uvloop
+
+    results = {}
+    for name in ("httpx", "aiohttp", "tokenfleet-httpclient"):
+        count = total // 10 if name == "httpx" else total  # httpx is an order of magnitude slower
+        results[name] = uvloop.run(_client_cost(name, backend, count, concurrency))
+        print(f"client {name:<22} {results[name]['cpu_us_per_request']:6.1f} us CPU/request  "
+              f"{results[name]['rps']:9.1f} req/s", flush=True)
+    return results
+
+
 def run(args) -> dict:
     venv = Path(args.peers_venv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-router-"))
@@ -124,6 +187,7 @@ def run(args) -> dict:
     chat = "/v1/chat/completions"
     with running(tokenfleet_cmd("emulate-engine", "--port", str(backend_port), "--model", MODEL, "--instant"),
                  ready_url=backend + "/health", log_path=workdir / "engine.log"):
+        clients = client_costs(backend) if args.clients else {}
         results["direct"] = measure("direct", backend + chat, SAMPLED, args, workdir)
         port = free_port()
         cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}",
@@ -158,7 +222,8 @@ def run(args) -> dict:
         r["added_p50_ms"] = round(r["p50_ms"] - direct["p50_ms"], 3)
         r["added_unloaded_p50_ms"] = round(r["unloaded_p50_ms"] - direct["unloaded_p50_ms"], 3)
     return {"bench": "router", "connections": args.connections, "duration_s": args.duration, "cores": os.cpu_count(),
-            "backend": "tokenfleet emulate-engine --instant", "results": results, "skipped": skipped}
+            "backend": "tokenfleet emulate-engine --instant", "results": results, "skipped": skipped,
+            "upstream_clients": clients}
 
 
 def main() -> int:
@@ -168,6 +233,8 @@ def main() -> int:
     parser.add_argument("--peers-venv", default=os.environ.get("TOKENFLEET_PEERS_VENV", "/tmp/peers-venv"),
                         help="virtual environment holding litellm and vllm-router (default $TOKENFLEET_PEERS_VENV "
                              "or /tmp/peers-venv)")
+    parser.add_argument("--clients", action="store_true",
+                        help="also measure upstream HTTP clients (httpx, aiohttp, the router's) against the backend")
     args = parser.parse_args()
     summary = run(args)
     print(json.dumps(summary, sort_keys=True))
