@@ -132,9 +132,11 @@ class Autoscaler:
         self.kube, self.metrics, self.locks, self.clock = kube, metrics, locks, clock
         self.series = OperatorMetrics.on(registry)
         self.states: dict[tuple[str, str], ScalerState] = {}
+        self.holding: set[tuple[str, str]] = set()  # tiers whose last decision had no signals (logged once)
 
     def forget(self, namespace: str, name: str) -> None:
         self.states.pop((namespace, name), None)
+        self.holding.discard((namespace, name))
         self.series.forget(namespace, name)
 
     def tick(self, namespace: str, name: str) -> Decision | None:
@@ -177,8 +179,9 @@ class Autoscaler:
             self._scale(obj, deployment, current, decision)
             status["lastScale"] = {"time": now_rfc3339(), "from": current, "to": decision.replicas,
                                    "reason": decision.reason}
-        elif decision.reason == METRICS_UNAVAILABLE:
+        if decision.reason == METRICS_UNAVAILABLE and key not in self.holding:
             log.warning("ModelTier %s/%s: holding %d replicas: %s", namespace, name, current, decision.message)
+        (self.holding.add if decision.reason == METRICS_UNAVAILABLE else self.holding.discard)(key)
         if signals is not None:
             status.update(status_fields(decision))
         patch = status_patch(obj.get("status"), status)
