@@ -215,3 +215,25 @@ async def test_a_shared_stream_fans_out_every_item_to_late_subscribers_too():
 
 async def _collect(items) -> list:
     return [i async for i in items]
+
+
+def test_the_config_the_operator_renders_runs_the_router(tmp_path):
+    import yaml
+
+    from tokenfleet.commands.render import read_documents
+    from tokenfleet.render import render_documents
+    from tokenfleet.router.core import RouterCore
+    from tokenfleet.router.settings import build_settings
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    docs = read_documents([str(repo / "examples")])
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("namespace", "default")
+    maps = [o for o in render_documents(docs) if o["kind"] == "ConfigMap" and "router.json" in o.get("data", {})]
+    path = tmp_path / "router.json"
+    path.write_text(maps[0]["data"]["router.json"])
+    core = RouterCore(build_settings(build_config(config_file=str(path))))
+    assert [t.name for t in core.tiers] == ["llama-1b-int4", "llama-8b-fp8", "llama-70b-awq"]
+    assert core.config.cache.url and core.coalescer is not None and core.coalescer.window == 0.02
+    assert core.tiers[0].endpoint.max_output_tokens == 512 and core.config.default_max_tokens == 512
+    assert yaml.safe_load(path.read_text())["routing"]["mode"] == "cascade"
