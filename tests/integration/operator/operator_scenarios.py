@@ -262,7 +262,9 @@ def a_fleet_recovers_when_its_tier_and_cache_appear(cluster: Cluster, ns: str) -
     assert router_config(cluster, ns, "f") is None
 
     cluster.apply(ns, [cache_doc("c")])
+    config = wait_for(lambda: router_config(cluster, ns, "f"), "the router config, once nothing is missing")
+    wait_for(lambda: cluster.condition("InferenceFleet", ns, "f").get("reason") not in (
+        "TierNotFound", "CachePolicyNotFound"), "the fleet's problem cleared")
     wait_reconciled(cluster, "InferenceFleet", ns, "f")
-    config = router_config(cluster, ns, "f")
     assert [t["name"] for t in config["tiers"]] == ["a", "b"]
     assert config["cache"]["url"] == f"http://c-cache.{ns}.svc:8080"
