@@ -238,3 +238,15 @@ def test_watch_events_are_translated_through_the_selector(kind, old_labels, new_
 def test_quantities_are_stored_in_canonical_form(value, stored):
     from tokenfleet.localkube.quantity import canonical
     assert canonical(value) == stored
+
+
+def test_cel_rules_on_the_root_see_the_name_and_use_message_expressions_and_reasons():
+    rules = [{"rule": "self.metadata.name.startsWith('tf-')", "messageExpression": "'bad name ' + self.metadata.name"},
+             {"rule": "has(self.spec.a)", "message": "a is required", "reason": "FieldValueRequired",
+              "fieldPath": ".spec.a"}]
+    root = {"type": "object", "x-kubernetes-validations": rules,
+            "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}}}
+    causes = schema.admit(root, {"metadata": {"name": "x"}, "spec": {}}, None)
+    assert causes == [("<nil>", '<nil>: Invalid value: "object": bad name x'),
+                      ("spec.a", "spec.a: Required value: a is required")]
+    assert schema.admit(root, {"metadata": {"name": "tf-x"}, "spec": {"a": "1"}}, None) == []

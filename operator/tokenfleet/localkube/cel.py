@@ -61,7 +61,24 @@ def check(rule: dict, value: Any, old: Any) -> str | None:
         return f"{_reason(result)} evaluating rule: {text}"
     if bool(result):
         return None
-    return rule.get("message") or f"failed rule: {text}"
+    return _message(rule, value, old) or rule.get("message") or f"failed rule: {text}"
+
+
+def _message(rule: dict, value: Any, old: Any) -> str | None:
+    """The rule's ``messageExpression`` evaluated, when it has one that yields a non-empty string."""
+    expression = rule.get("messageExpression")
+    if not expression:
+        return None
+    try:
+        result = _evaluate(expression, value, old)
+    except Exception:  # as in the API server: a failing messageExpression falls back to message
+        return None
+    return str(result) if isinstance(result, str) and result.strip() else None
+
+
+# A rule's ``reason`` -> the words of the field error it produces.
+REASONS = {"FieldValueInvalid": "Invalid value", "FieldValueForbidden": "Forbidden",
+           "FieldValueRequired": "Required value", "FieldValueDuplicate": "Duplicate value"}
 
 
 def _reason(err: Exception) -> str:

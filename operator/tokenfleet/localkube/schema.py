@@ -146,11 +146,16 @@ class _Validator:
             for n, item in enumerate(value):
                 old_item = old[n] if isinstance(old, list) and n < len(old) else None
                 self.node(schema["items"], item, old_item, f"{path}[{n}]")
-        for rule in schema.get("x-kubernetes-validations") or []:
+        self.rules(schema.get("x-kubernetes-validations") or [], value, old, path)
+
+    def rules(self, rules: list[dict], value: Any, old: Any, path: str) -> None:
+        for rule in rules:
             error = cel.check(rule, value, old)
             if error:
-                field = path + rule.get("fieldPath", "")
-                self.causes.append((field, f"{field}: Invalid value: {_fmt(value)}: {error}"))
+                field = (path + rule.get("fieldPath", "")).lstrip(".") or "<nil>"
+                words = cel.REASONS.get(rule.get("reason", ""), "Invalid value")
+                shown = f" {_fmt(value)}:" if words == "Invalid value" else ""
+                self.causes.append((field, f"{field}: {words}:{shown} {error}"))
 
     def object(self, schema: dict, value: dict, old: dict | None, path: str) -> None:
         for key in schema.get("required") or []:
@@ -227,5 +232,11 @@ def admit(schema: dict | None, obj: dict, old: dict | None) -> list[tuple[str, s
     body = {k: v for k, v in obj.items() if k not in _ROOT_KEEP}
     old_body = {k: v for k, v in (old or {}).items() if k not in _ROOT_KEEP} if old else None
     root = {**schema, "properties": {k: v for k, v in (schema.get("properties") or {}).items() if k not in _ROOT_KEEP}}
+    root.pop("x-kubernetes-validations", None)
     validator.node(root, body, old_body, "")
+    # rules on the root see apiVersion, kind and the metadata fields CEL may read (name, generateName)
+    def whole(o: dict) -> dict:
+        meta = {k: v for k, v in (o.get("metadata") or {}).items() if k in ("name", "generateName")}
+        return {**o, "metadata": meta}
+    validator.rules(schema.get("x-kubernetes-validations") or [], whole(obj), whole(old) if old else None, "")
     return validator.causes
