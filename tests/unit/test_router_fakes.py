@@ -24,6 +24,7 @@ class FakeTier:
         self.name, self.logprob, self.status, self.delay = name, logprob, status, delay
         self.tokens, self.finish, self.token_delay, self.break_after = tokens, finish, token_delay, break_after
         self.bodies: list[dict] = []
+        self.streamed_tokens = 0
 
     @property
     def calls(self) -> int:
@@ -76,6 +77,7 @@ class FakeTier:
             choice = ({"index": 0, "delta": {"content": token}, "logprobs": lp, "finish_reason": finish}
                       if kind == "chat" else {"index": 0, "text": token, "logprobs": lp, "finish_reason": finish})
             yield _sse({**head, "object": obj, "choices": [choice]})
+            self.streamed_tokens += 1
         if (body.get("stream_options") or {}).get("include_usage"):
             yield _sse({**head, "object": obj, "choices": [], "usage": self._usage()})
         yield b"data: [DONE]\n\n"

@@ -148,3 +148,17 @@ async def test_a_tier_that_does_not_start_in_time_answers_503():
     async with serve(build_app(RouterSettings(config=cfg))) as url:
         resp = await post(url, {"model": "chat", "messages": HELLO})
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "tier_cold_start_timeout"
+
+
+async def test_a_client_that_leaves_mid_stream_stops_the_upstream_call():
+    small = FakeTier("small", tokens=tuple(f" t{i}" for i in range(40)), token_delay=0.05)
+    async with fleet(small) as (url, _):
+        async with httpx.AsyncClient(verify=False) as http:
+            async with http.stream("POST", url + "/v1/chat/completions",
+                                   json={"model": "chat", "messages": HELLO, "stream": True}) as resp:
+                async for _ in resp.aiter_bytes():
+                    break  # first event, then hang up
+        await asyncio.sleep(0.5)
+        produced = small.streamed_tokens
+        await asyncio.sleep(0.3)
+    assert produced < 40 and small.streamed_tokens == produced  # nothing generated after the router let go

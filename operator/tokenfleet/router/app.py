@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -90,7 +91,7 @@ class Completions:
             call = core.prepare(self.kind, tenant, raw)
             call.started = started
             if call.stream:
-                tier, cache, status = await self._stream(core, call, send)
+                tier, cache, status = await self._stream(core, call, receive, send)
             else:
                 reply = await core.unary(call)
                 tier, cache, status = reply.tier, reply.cache, reply.status
@@ -105,11 +106,14 @@ class Completions:
             await _send_error(send, errors.internal("internal router error"))
         core.metrics.request_done(tier, cache, status, time.perf_counter() - started)
 
-    async def _stream(self, core: RouterCore, call, send) -> tuple[str, str, int]:
+    async def _stream(self, core: RouterCore, call, receive, send) -> tuple[str, str, int]:
         items, shared = core.stream(call)
         head: Head | None = None
+        gone = asyncio.ensure_future(_disconnect(receive))  # a client that leaves stops its upstream call
         try:
             async for item in items:
+                if gone.done():
+                    return (head.tier, cache, 499) if head else ("none", "miss", 499)
                 if head is None:
                     head = item
                     cache = "coalesced" if shared and head.cache == "miss" else head.cache
@@ -130,9 +134,15 @@ class Completions:
             await send({"type": "http.response.body", "body": sse.error_event(str(err)) + sse.DONE,
                         "more_body": True})
         finally:
+            gone.cancel()
             await items.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return head.tier, cache, head.status
+
+
+async def _disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def models(scope, receive, send) -> None:
