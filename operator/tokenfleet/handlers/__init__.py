@@ -24,7 +24,7 @@ def build_registry(config: OperatorConfig, registry: kopf.OperatorRegistry | Non
     """A registry with every handler module's handlers, and a login through the kubernetes client."""
     registry = registry if registry is not None else kopf.OperatorRegistry()
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def login(**kwargs) -> kopf.ConnectionInfo | None:
         """In-cluster service account, else $KUBECONFIG: the same credentials as tokenfleet.kube."""
         return kopf.login_via_client(**kwargs)

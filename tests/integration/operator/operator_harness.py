@@ -127,6 +127,7 @@ class OperatorProcess:
             "TOKENFLEET_LOG_FORMAT": "plain",
             "PYTHONUNBUFFERED": "1",  # the log is read on failure
             "TOKENFLEET_IMAGE": "example.org/tokenfleet:test",
+            "TOKENFLEET_PROMETHEUS_URL": "",  # no autoscaler: replicas are the tests' to move
             **(env or {}),
         }
         self.proc: subprocess.Popen | None = None

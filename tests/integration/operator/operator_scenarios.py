@@ -92,6 +92,7 @@ def examples_make_exactly_their_children(cluster: Cluster, ns: str) -> None:
     for kind, name in [("ModelTier", t) for t in EXAMPLE_TIERS] + [("CachePolicy", "shared-cache"),
                                                                    ("InferenceFleet", "chat")]:
         owners[name] = wait_reconciled(cluster, kind, ns, name)
+    assert not any(obj["metadata"].get("finalizers") for obj in owners.values())  # nothing blocks deletion
     for kind, name in cluster.children(ns):
         ref = cluster.get(kind, ns, name)["metadata"]["ownerReferences"][0]
         assert ref["controller"] and ref["uid"] == owners[ref["name"]]["metadata"]["uid"]
