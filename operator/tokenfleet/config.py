@@ -100,13 +100,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="watch only this namespace; repeatable or comma-separated; default: all namespaces "
               "(env TOKENFLEET_WATCH_NAMESPACES)")
     flag("--peering", help="kopf peering name for high availability; empty: standalone (env TOKENFLEET_PEERING)")
-    flag("--prometheus-url", help="Prometheus the autoscaler reads; empty: replicas hold (env TOKENFLEET_PROMETHEUS_URL)")
+    flag("--prometheus-url",
+         help="Prometheus the autoscaler reads; empty: replicas hold (env TOKENFLEET_PROMETHEUS_URL)")
     flag("--autoscale-interval", dest="autoscale_interval_seconds", type=float, metavar="SECONDS",
          help="seconds between autoscaling decisions (env TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS, default 15)")
-    flag("--metrics-port", type=int, help="port of the operator's /metrics; 0 disables it (env TOKENFLEET_METRICS_PORT, "
-         "default 8080)")
-    flag("--health-port", type=int, help="port of the liveness probe /healthz; 0 disables it (env TOKENFLEET_HEALTH_PORT, "
-         "default 8081)")
+    flag("--metrics-port", type=int,
+         help="port of the operator's /metrics; 0 disables it (env TOKENFLEET_METRICS_PORT, default 8080)")
+    flag("--health-port", type=int,
+         help="port of the liveness probe /healthz; 0 disables it (env TOKENFLEET_HEALTH_PORT, default 8081)")
     flag("--log-level", type=str.upper, choices=LOG_LEVELS, help="log level (env TOKENFLEET_LOG_LEVEL, default INFO)")
     flag("--log-format", choices=LOG_FORMATS, help="log format (env TOKENFLEET_LOG_FORMAT, default json)")
 

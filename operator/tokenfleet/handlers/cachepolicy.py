@@ -13,7 +13,16 @@ from tokenfleet.conditions import INVALID_SPEC, Problem, Workload, workload_cond
 from tokenfleet.config import OperatorConfig
 from tokenfleet.handlers import fleet
 from tokenfleet.handlers.common import apply_problem, gone, refresh, settle, write_status
-from tokenfleet.render import CACHE_PORT, Meta, RenderError, Settings, build_cachepolicy, child_name, service_url, validate_spec
+from tokenfleet.render import (
+    CACHE_PORT,
+    Meta,
+    RenderError,
+    Settings,
+    build_cachepolicy,
+    child_name,
+    service_url,
+    validate_spec,
+)
 
 KIND = "CachePolicy"
 PLURAL = KINDS[KIND].plural

@@ -27,7 +27,6 @@ from tokenfleet.conditions import (
 from tokenfleet.config import OperatorConfig
 from tokenfleet.kube import Kube, api_error_message
 
-log = logging.getLogger(__name__)
 
 KINDS = ("ModelTier", "CachePolicy", "InferenceFleet")
 PERMANENT = (INVALID_SPEC, INSUFFICIENT_GPU_MEMORY)  # only a spec change can fix these: no retries

@@ -65,7 +65,8 @@ def fetch_dependencies(kube, namespace: str, spec: InferenceFleetSpec) -> Depend
     return deps
 
 
-def plan(meta: Meta, spec: InferenceFleetSpec, deps: Dependencies, settings: Settings) -> tuple[Problem | None, list[dict]]:
+def plan(meta: Meta, spec: InferenceFleetSpec, deps: Dependencies,
+         settings: Settings) -> tuple[Problem | None, list[dict]]:
     """Pure: the router's children from the fleet and its tiers, or the problem that prevents them."""
     where = f"InferenceFleet {meta.name}"
     if deps.missing_tiers:
