@@ -85,6 +85,11 @@ def test_a_peering_name_turns_peering_on():
     assert settings.peering.mandatory and not settings.peering.clusterwide
 
 
+def test_peers_draw_distinct_priorities_so_they_do_not_all_freeze():
+    priorities = {kopf_settings(OperatorConfig(peering="tokenfleet")).peering.priority for _ in range(5)}
+    assert len(priorities) > 1 and min(priorities) > 0
+
+
 def test_children_are_watched_through_a_server_side_label_selector():
     selectors = kopf_settings(OperatorConfig()).watching.label_selectors
     assert set(selectors.values()) == {"app.kubernetes.io/managed-by=tokenfleet-operator"}

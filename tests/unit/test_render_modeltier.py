@@ -49,7 +49,7 @@ def test_gpu_count_is_the_tensor_parallel_size_and_the_gpu_limit(count):
     assert flag(vllm_args("t", spec), "--tensor-parallel-size") == str(count)
     deployment = build_modeltier(Meta("t"), spec)[0]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == count
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == str(count)
 
 
 @pytest.mark.parametrize("enabled,present", [(True, False), (False, True)])

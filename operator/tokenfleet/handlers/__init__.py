@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import random
 
 import kopf
 
@@ -70,5 +71,8 @@ def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     if config.peering:
         settings.peering.name = config.peering
         settings.peering.mandatory = True  # fail loudly if the KopfPeering CRD/object is missing
+        # Peers of equal priority all freeze (kopf's rule), so each replica draws its own:
+        # one acts, the others stand by until it disappears.
+        settings.peering.priority = random.randint(1, 2**31 - 1)
     settings.peering.clusterwide = config.clusterwide
     return settings
