@@ -103,14 +103,33 @@ def vllm_router_proc(venv: Path, backend: str, port: int, workdir: Path):
                    log_path=workdir / "vllm-router.log"), None
 
 
-def measure(name: str, url: str, body: dict, args, workdir: Path) -> dict:
-    wrk(url, body, args.connections, min(2.0, args.duration), workdir)  # warm-up: pools, caches, JIT-less paths
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time so far of processes (all their threads) and their child processes (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += cpu_seconds([int(c) for c in children])
+    return total
+
+
+def measure(name: str, url: str, body: dict, args, workdir: Path, pids: list[int]) -> dict:
+    """Loaded and unloaded wrk runs; ``pids``: the process under test, whose CPU per request is reported."""
+    wrk(url, body, args.connections, min(2.0, args.duration), workdir)  # warm-up: connection pools, caches
+    cpu = cpu_seconds(pids)
     loaded = wrk(url, body, args.connections, args.duration, workdir)
+    cpu = cpu_seconds(pids) - cpu
     unloaded = wrk(url, body, 1, max(2.0, args.duration / 2), workdir)
     result = {"rps": loaded["rps"], "p50_ms": loaded["p50_ms"], "p99_ms": loaded["p99_ms"],
-              "errors": loaded["errors"], "unloaded_p50_ms": unloaded["p50_ms"], "unloaded_p99_ms": unloaded["p99_ms"]}
+              "errors": loaded["errors"], "unloaded_p50_ms": unloaded["p50_ms"], "unloaded_p99_ms": unloaded["p99_ms"],
+              "cpu_us_per_request": round(cpu / max(loaded["requests"], 1) * 1e6, 1)}
     print(f"{name:<22} {result['rps']:>9.1f} req/s  p50 {result['p50_ms']:7.3f} ms  p99 {result['p99_ms']:7.3f} ms"
-          f"  | 1 conn p50 {result['unloaded_p50_ms']:6.3f} ms  errors {result['errors']}", flush=True)
+          f"  | 1 conn p50 {result['unloaded_p50_ms']:6.3f} ms  | {result['cpu_us_per_request']:6.1f} us CPU/req"
+          f"  errors {result['errors']}", flush=True)
     return result
 
 
@@ -186,21 +205,23 @@ def run(args) -> dict:
     backend = f"http://127.0.0.1:{backend_port}"
     chat = "/v1/chat/completions"
     with running(tokenfleet_cmd("emulate-engine", "--port", str(backend_port), "--model", MODEL, "--instant"),
-                 ready_url=backend + "/health", log_path=workdir / "engine.log"):
+                 ready_url=backend + "/health", log_path=workdir / "engine.log") as engine:
         clients = client_costs(backend) if args.clients else {}
-        results["direct"] = measure("direct", backend + chat, SAMPLED, args, workdir)
+        results["direct"] = measure("direct", backend + chat, SAMPLED, args, workdir, [engine.pid])
         port = free_port()
         cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}",
                              "--local-cache-entries", "0", "--no-coalescing")
-        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router.log"):
-            results["tokenfleet"] = measure("tokenfleet", f"http://127.0.0.1:{port}{chat}", SAMPLED, args, workdir)
+        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router.log") as proc:
+            results["tokenfleet"] = measure("tokenfleet", f"http://127.0.0.1:{port}{chat}", SAMPLED, args, workdir,
+                                            [proc.pid])
         port = free_port()
         cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}")
-        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router-cache.log"):
+        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router-cache.log") as proc:
             url = f"http://127.0.0.1:{port}{chat}"
             post_once(url, DETERMINISTIC)
             assert post_once(url, DETERMINISTIC)["headers"]["x-tokenfleet-cache"] == "local"
-            results["tokenfleet_cache_hit"] = measure("tokenfleet cache hit", url, DETERMINISTIC, args, workdir)
+            results["tokenfleet_cache_hit"] = measure("tokenfleet cache hit", url, DETERMINISTIC, args, workdir,
+                                                      [proc.pid])
         for name, starter in (("vllm_router", vllm_router_proc), ("litellm", litellm_proc)):
             port = free_port()
             proc, why = starter(venv, backend, port, workdir)
@@ -209,10 +230,10 @@ def run(args) -> dict:
                 print(f"{name:<22} skipped: {why}", flush=True)
                 continue
             try:
-                with proc:
+                with proc as popen:
                     url = f"http://127.0.0.1:{port}{chat}"
                     post_once(url, SAMPLED)
-                    results[name] = measure(name, url, SAMPLED, args, workdir)
+                    results[name] = measure(name, url, SAMPLED, args, workdir, [popen.pid])
             except (RuntimeError, OSError, subprocess.CalledProcessError) as err:
                 skipped[name] = f"failed: {err}"[:300]
                 print(f"{name:<22} failed: {err}", flush=True)

@@ -291,3 +291,11 @@ async def test_budget_cheapest_tier_sends_everything_to_the_first_tier():
         second = await post(url, {"model": "big", "messages": HELLO, "temperature": 1})
     assert first.headers["x-tokenfleet-tier"] == "big"  # escalated while under budget
     assert second.headers["x-tokenfleet-tier"] == "small"  # over budget: even a pinned request
+
+
+async def test_a_tier_that_stays_silent_past_the_timeout_is_skipped():
+    stalled, big = FakeTier("small", delay=0.6), FakeTier("big")
+    async with fleet(stalled, big, routing={"mode": "fixed"}, limits={"upstreamTimeoutSeconds": 0.15}) as (url, core):
+        resp = await post(url, {"model": "chat", "messages": HELLO})
+    assert resp.headers["x-tokenfleet-tier"] == "big" and stalled.calls == 1
+    assert 'reason="tier_error"' in core.metrics.exposition().decode()

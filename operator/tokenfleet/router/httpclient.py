@@ -114,28 +114,23 @@ class Response:
         self._wake()
 
     async def _wait(self) -> None:
-        """Wait for the next event from the connection, at most ``timeout`` seconds of silence."""
+        """Wait for the next event from the connection; the pool's sweeper ends silences past ``timeout``."""
         if self.error is not None:
             raise self.error
-        loop = self.conn.loop
-        self._waiter = waiter = loop.create_future()
-        timer = loop.call_at(self.last_activity + self.timeout, self._expire, waiter)
+        self._waiter = waiter = self.conn.loop.create_future()
+        waiting = self.pool._waiting
+        waiting.add(self)
         try:
             await waiter
         finally:
-            timer.cancel()
+            waiting.discard(self)
             self._waiter = None
         if self.error is not None:
             raise self.error
 
-    def _expire(self, waiter: asyncio.Future) -> None:
-        deadline = self.last_activity + self.timeout
-        if self.conn.loop.time() < deadline:  # data came meanwhile: wait the rest
-            self.conn.loop.call_at(deadline, self._expire, waiter)
-            return
-        if not waiter.done():
-            self.error = TimeoutError(f"no data from the tier for {self.timeout:g}s")
-            waiter.set_result(None)
+    def _expire_if_silent(self, now: float) -> None:
+        if now - self.last_activity >= self.timeout:
+            self._fail(TimeoutError(f"no data from the tier for {self.timeout:g}s"))
 
     async def _until_head(self) -> None:
         while not self.status:
@@ -187,6 +182,18 @@ class Pool:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.max_idle = max_idle
         self._idle: deque[_Connection] = deque()
+        self._waiting: set[Response] = set()  # responses waiting for bytes, watched by the sweeper
+        self._sweeper: asyncio.Task | None = None
+
+    async def _sweep(self) -> None:
+        """Time out silent responses: one periodic check instead of a timer per wait."""
+        loop = asyncio.get_running_loop()
+        interval = max(0.05, min(1.0, self.read_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for response in list(self._waiting):
+                response._expire_if_silent(now)
 
     async def _connection(self) -> tuple[_Connection, bool]:
         while self._idle:
@@ -207,6 +214,8 @@ class Pool:
         head = b"%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: %s\r\n" \
                b"Content-Length: %d\r\n%s\r\n" % (method, (self.prefix + path).encode(), self.host_header, accept,
                                                   len(body), extra_headers)
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
         for attempt in (0, 1):
             conn, reused = await self._connection()
             response = Response(self, conn, self.read_timeout)
@@ -227,5 +236,8 @@ class Pool:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         while self._idle:
             self._idle.pop().close()
