@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.procs import free_port, running, tokenfleet_cmd, wait_http  # noqa: E402
+from tests.support.procs import free_port, running, tokenfleet_cmd  # noqa: E402
 
 MODEL = "bench"
 MASTER_KEY = "sk-bench-master"

@@ -7,7 +7,6 @@ and a failure after release ends it with an in-stream error event and ``[DONE]``
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from typing import AsyncIterator
 
 import orjson
@@ -20,6 +21,7 @@ from tokenfleet.router.policies import load_classifier, start_tier
 from tokenfleet.router.settings import RouterSettings
 from tokenfleet.router.upstream import Tier, Upstream
 
+log = logging.getLogger("tokenfleet.router")
 PATHS = {"chat": "/chat/completions", "completion": "/completions"}
 
 
@@ -90,7 +92,12 @@ class RouterCore:
             routing = self.config.routing
             start = 0
             if routing.mode == "complexity":
-                start = start_tier(float(self.classifier(call.body)), routing.complexity.boundaries, n)
+                try:
+                    score = float(self.classifier(call.body))
+                except Exception:  # noqa: BLE001 - a broken plug-in must not fail requests
+                    log.exception("complexity classifier failed; starting at the first tier")
+                    score = 0.0
+                start = start_tier(score, routing.complexity.boundaries, n)
             call.order = list(range(start, n))
             call.judge = routing.mode != "fixed"
 
