@@ -1,25 +1,22 @@
-"""The router's HTTP app: routes and a lifespan; the OpenAI endpoints are raw ASGI for speed."""
+"""The router as an ASGI app (Starlette routes + lifespan), for embedding and in-process tests.
+
+``tokenfleet router`` serves the same endpoints (handlers.py) through its native HTTP/1.1
+server (server.py), which costs less per request than any ASGI server can.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from contextlib import asynccontextmanager
 
-import orjson
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tokenfleet.router import errors, sse
-from tokenfleet.router.auth import tenant_for
-from tokenfleet.router.cascade import Head
+from tokenfleet.router import errors, handlers
 from tokenfleet.router.core import RouterCore
 from tokenfleet.router.settings import RouterSettings
 
-log = logging.getLogger("tokenfleet.router")
-JSON = b"application/json"
 DRAIN_LIMIT = 64 << 20  # bodies over the limit but under this are read and dropped before the 413
 
 
@@ -38,14 +35,7 @@ async def _read_body(scope: dict, receive, limit: int) -> bytes:
             while message.get("more_body"):
                 message = await receive()
         raise errors.too_large(limit)
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        if len(body) > limit:
-            raise errors.too_large(limit)
-        return body
-    parts = [body]
-    size = len(body)
+    parts, size, message = [], 0, {"more_body": True}
     while message.get("more_body"):
         message = await receive()
         chunk = message.get("body", b"")
@@ -56,21 +46,37 @@ async def _read_body(scope: dict, receive, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _send(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+class AsgiResponder:
+    """handlers.Responder over ASGI send; a watcher on receive notices a client that left."""
 
+    def __init__(self, receive, send):
+        self.send = send
+        self.receive = receive
+        self._gone: asyncio.Future | None = None
 
-async def _send_error(send, err: errors.RouterError) -> None:
-    await _send(send, err.status, err.body(), err.headers())
+    async def whole(self, status: int, headers: handlers.Headers, body: bytes) -> None:
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
 
+    async def start(self, status: int, headers: handlers.Headers) -> None:
+        self._gone = asyncio.ensure_future(self._disconnect())
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
-def _tag(tier: str, cache: str, cost: float | None = None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"x-tokenfleet-tier", tier.encode()), (b"x-tokenfleet-cache", cache.encode())]
-    if cost is not None:
-        headers.append((b"x-tokenfleet-cost-usd", b"%.8f" % cost))
-    return headers
+    async def chunk(self, data: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end(self) -> None:
+        if self._gone is not None:
+            self._gone.cancel()
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def gone(self) -> bool:
+        return self._gone is not None and self._gone.done()
+
+    async def _disconnect(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
 
 
 class Completions:
@@ -81,104 +87,27 @@ class Completions:
 
     async def __call__(self, scope, receive, send) -> None:
         core: RouterCore = scope["app"].state.core
-        started = time.perf_counter()
-        tier, cache, status = "none", "miss", 500
-        try:
-            if scope["method"] != "POST":
-                raise errors.method_not_allowed(scope["method"])
-            tenant = tenant_for(_header(scope, b"authorization"), core.settings.api_keys)
-            raw = await _read_body(scope, receive, core.config.limits.max_body_bytes)
-            call = core.prepare(self.kind, tenant, raw)
-            call.started = started
-            if call.stream:
-                tier, cache, status = await self._stream(core, call, receive, send)
-            else:
-                reply = await core.unary(call)
-                tier, cache, status = reply.tier, reply.cache, reply.status
-                headers = [(b"content-type", JSON), *_tag(reply.tier, reply.cache, reply.cost)]
-                await _send(send, reply.status, reply.body, headers)
-        except errors.RouterError as err:
-            status = err.status
-            await _send_error(send, err)
-        except Exception:  # noqa: BLE001 - answered as a 500 in OpenAI's shape, never a bare crash
-            log.exception("request failed")
-            status = 500
-            await _send_error(send, errors.internal("internal router error"))
-        core.metrics.request_done(tier, cache, status, time.perf_counter() - started)
-
-    async def _stream(self, core: RouterCore, call, receive, send) -> tuple[str, str, int]:
-        items, shared = core.stream(call)
-        head: Head | None = None
-        gone = asyncio.ensure_future(_disconnect(receive))  # a client that leaves stops its upstream call
-        try:
-            async for item in items:
-                if gone.done():
-                    return (head.tier, cache, 499) if head else ("none", "miss", 499)
-                if head is None:
-                    head = item
-                    cache = "coalesced" if shared and head.cache == "miss" else head.cache
-                    kind = JSON if head.json else b"text/event-stream"
-                    headers = [(b"content-type", kind), (b"cache-control", b"no-cache"), *_tag(head.tier, cache)]
-                    await send({"type": "http.response.start", "status": head.status, "headers": headers})
-                    continue
-                await send({"type": "http.response.body", "body": item, "more_body": True})
-        except errors.RouterError:
-            if head is not None:  # cannot happen after the head; kept well-formed anyway
-                await send({"type": "http.response.body", "body": sse.DONE, "more_body": False})
-                return head.tier, cache, head.status
-            raise
-        except Exception as err:  # noqa: BLE001
-            if head is None:
-                raise
-            log.warning("stream failed after release: %r", err)
-            await send({"type": "http.response.body", "body": sse.error_event(str(err)) + sse.DONE,
-                        "more_body": True})
-        finally:
-            gone.cancel()
-            await items.aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return head.tier, cache, head.status
+        out = AsgiResponder(receive, send)
+        if scope["method"] != "POST":
+            err = errors.method_not_allowed(scope["method"])
+            return await out.whole(err.status, err.headers(), err.body())
+        await handlers.completion(core, self.kind, _header(scope, b"authorization"),
+                                  lambda limit: _read_body(scope, receive, limit), out)
 
 
-async def _disconnect(receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def models(scope, receive, send) -> None:
-    core: RouterCore = scope["app"].state.core
-    try:
-        tenant_for(_header(scope, b"authorization"), core.settings.api_keys)
-    except errors.RouterError as err:
-        return await _send_error(send, err)
-    await _send(send, 200, core.models(), [(b"content-type", JSON)])
-
-
-async def healthz(scope, receive, send) -> None:
-    await _send(send, 200, b'{"status":"ok"}', [(b"content-type", JSON)])
-
-
-async def readyz(scope, receive, send) -> None:
-    """Ready once started: tiers that scale to zero must not keep the router out of its Service."""
-    core: RouterCore = scope["app"].state.core
-    body = {"status": "ready", "fleet": core.config.fleet, "tiers": [t.name for t in core.tiers],
-            "cache": core.config.cache.url}
-    await _send(send, 200, orjson.dumps(body), [(b"content-type", JSON)])
-
-
-async def metrics(scope, receive, send) -> None:
-    core: RouterCore = scope["app"].state.core
-    await _send(send, 200, core.metrics.exposition(), [(b"content-type", b"text/plain; version=0.0.4")])
-
-
-class _Raw:
-    """Marks a plain ``async (scope, receive, send)`` function as an ASGI app for Starlette's Route."""
+class Simple:
+    """A GET endpoint of handlers.py as an ASGI app."""
 
     def __init__(self, fn):
         self.fn = fn
 
     async def __call__(self, scope, receive, send) -> None:
-        await self.fn(scope, receive, send)
+        core: RouterCore = scope["app"].state.core
+        if self.fn is handlers.models:
+            status, headers, body = handlers.models(core, _header(scope, b"authorization"))
+        else:
+            status, headers, body = self.fn(core)
+        await AsgiResponder(receive, send).whole(status, headers, body)
 
 
 async def _http_error(request, exc) -> Response:
@@ -189,12 +118,7 @@ async def _http_error(request, exc) -> Response:
 
 
 class FastPath:
-    """The Starlette app, with the completion routes dispatched straight to their handlers.
-
-    Starlette's middleware and routing cost a few microseconds per request; the two hot POST
-    routes skip them (same handlers, same scope). Everything else, lifespan included, goes
-    through Starlette.
-    """
+    """The Starlette app, with the completion routes dispatched straight to their handlers."""
 
     def __init__(self, app: Starlette, hot: dict[str, object]):
         self.app = app
@@ -223,14 +147,9 @@ def build_app(settings: RouterSettings) -> FastPath:
         finally:
             await core.close()
 
-    chat, completions = Completions("chat"), Completions("completion")
-    routes = [
-        Route("/v1/chat/completions", chat),
-        Route("/v1/completions", completions),
-        Route("/v1/models", _Raw(models)),
-        Route("/healthz", _Raw(healthz)),
-        Route("/readyz", _Raw(readyz)),
-        Route("/metrics", _Raw(metrics)),
-    ]
+    hot = {path: Completions(kind) for path, kind in handlers.COMPLETIONS.items()}
+    routes = [Route(path, endpoint) for path, endpoint in hot.items()]
+    routes.append(Route("/v1/models", Simple(handlers.models)))
+    routes += [Route(path, Simple(fn)) for path, fn in handlers.SIMPLE.items()]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _http_error, 405: _http_error})
-    return FastPath(app, {"/v1/chat/completions": chat, "/v1/completions": completions})
+    return FastPath(app, hot)
