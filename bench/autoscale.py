@@ -28,6 +28,9 @@ from tokenfleet.replay import (FleetModel, PolicyScaler, QueueThresholdScaler, S
                                floor_cost_per_million_tokens, load_trace, replay)
 
 
+WARM_MINUTES = 5  # the autoscalers start with the replicas the trace's first minutes need
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", required=True, help="CSV with TIMESTAMP, ContextTokens, GeneratedTokens")
@@ -36,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpu-count", type=int, default=1, help="GPUs per replica (default: 1)")
     parser.add_argument("--parameters-b", type=float, default=8.0, help="model size in billions (default: 8)")
     parser.add_argument("--weights", default="awq", help="weight precision: none, fp8, int8, awq, ... (default: awq)")
-    parser.add_argument("--ttft-slo", type=float, default=2.0, help="TTFT SLO in seconds (default: 2)")
+    parser.add_argument("--ttft-slo", type=float, default=2.5,
+                        help="TTFT SLO in seconds (default: 2.5, a bound of vLLM's TTFT histogram buckets)")
     parser.add_argument("--max-utilization", type=float, default=None,
                         help="scaling.maxUtilization (default: the API default)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=None,
@@ -48,14 +52,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds from asking for a replica until it serves (default: 90)")
     parser.add_argument("--queue-threshold", type=float, default=5.0,
                         help="baseline: waiting requests per replica that KEDA targets (default: 5)")
-    parser.add_argument("--max-replicas", type=int, default=64, help="scaling.maxReplicas (default: 64)")
+    parser.add_argument("--max-replicas", type=int, default=None,
+                        help="maxReplicas of both autoscalers (default: twice the replicas of the peak minute)")
     parser.add_argument("--only-policy", action="store_true", help="replay tokenfleet's policy only (faster)")
     parser.add_argument("--verbose", action="store_true", help="print every scale event")
     return parser.parse_args(argv)
 
 
 def tier_spec(args: argparse.Namespace) -> ModelTierSpec:
-    scaling = {"minReplicas": 1, "maxReplicas": args.max_replicas, "ttftSLOSeconds": args.ttft_slo}
+    scaling = {"minReplicas": 1, "maxReplicas": args.max_replicas or 64, "ttftSLOSeconds": args.ttft_slo}
     if args.max_utilization is not None:
         scaling["maxUtilization"] = args.max_utilization
     engine = {"maxNumBatchedTokens": args.max_num_batched_tokens} if args.max_num_batched_tokens else {}
@@ -103,10 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.headroom is not None:
         policy = dataclasses.replace(policy, headroom=args.headroom)
     rates = minute_rates(requests)
-    capacity = replica_capacity(policy.profile, *rates[0])  # a replica's saturation tokens/s
-    first = replicas_for(rates[0][0] + rates[0][1], capacity, policy.max_utilization)
-    peak = max(replicas_for(p + g, replica_capacity(policy.profile, p, g, n), policy.max_utilization)
-               for p, g, n in rates)
+    # Replicas each minute needs at maxUtilization of the engine model's saturation throughput.
+    oracle = [replicas_for(p + g, replica_capacity(policy.profile, p, g, n), policy.max_utilization)
+              for p, g, n in rates]
+    first = max(oracle[:WARM_MINUTES])  # as if the autoscalers had run before the trace begins
+    peak = max(oracle)
+    if args.max_replicas is None:
+        args.max_replicas = 2 * peak
+        spec = tier_spec(args)
+        policy = dataclasses.replace(policy, max_replicas=args.max_replicas)
+    tokens = sum(r.prompt_tokens + r.output_tokens for r in requests)
+    oracle_cost = sum(oracle) * 60 * policy.replica_hourly_usd / 3600 / tokens * 1e6
     model = FleetModel.for_tier(spec, startup_seconds=args.startup_seconds, initial_replicas=first)
     window = policy.scale_down_stabilization
     runs = {}
@@ -134,12 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         "requests": len(requests),
         "tier": f"{args.parameters_b:g}B {args.weights} on {args.gpu_count}x {args.gpu}",
         "ttft_slo_s": args.ttft_slo,
+        "max_replicas": args.max_replicas,
         "startup_s": args.startup_seconds,
         "cost_per_mtok": ours["cost_per_mtok"],
         "floor_cost_per_mtok": round(floor_cost_per_million_tokens(requests, policy.profile), 5),
         "ttft_slo_attainment": ours["slo_attainment"],
         "reversals": ours["reversals"],
         "mean_replicas": ours["mean_replicas"],
+        "oracle_cost_per_mtok": round(oracle_cost, 5),
         "baseline_queue_cost_per_mtok": queue["cost_per_mtok"],
         "baseline_queue_slo_attainment": queue["slo_attainment"],
         "baseline_queue_reversals": queue["reversals"],

@@ -206,14 +206,21 @@ def _ceil(x: float) -> int:
     return math.ceil(x - 1e-9)
 
 
-def scale_up_need(load: Load, ttft: float | None, p: ScalingPolicy) -> tuple[int, str, str] | None:
-    """Replicas the breached guardrails call for (the largest), or None when none is breached."""
+def scale_up_need(load: Load, ttft: float | None, p: ScalingPolicy,
+                  just_scaled_down: bool = False) -> tuple[int, str, str] | None:
+    """Replicas the breached guardrails call for (the largest), or None when none is breached.
+
+    For one stabilisation window after a scale-down, the utilization guardrail stands at
+    maxUtilization / headroom: the scale-down forecast kept the load under headroom x maxUtilization,
+    and noise around it must not turn the decision round (queue, KV and TTFT stay armed).
+    """
     n = load.reporting
     needs: list[tuple[int, str, str]] = []
     util = load.utilization
-    if util is not None and util > p.max_utilization:
+    limit = min(1.0, p.max_utilization / p.headroom) if just_scaled_down else p.max_utilization
+    if util is not None and util > limit:
         needs.append((_ceil(load.tokens_per_second / (p.max_utilization * load.capacity)), UTILIZATION_HIGH,
-                      f"throughput {util:.0%} of saturation per replica > {p.max_utilization:.0%}"))
+                      f"throughput {util:.0%} of saturation per replica > {limit:.0%}"))
     queue = load.waiting / n
     if queue > p.max_queue_per_replica:
         per_replica = load.running / n + p.max_queue_per_replica  # the batch it holds plus its allowed queue
@@ -240,12 +247,13 @@ def busy(load: Load, p: ScalingPolicy) -> bool:
     return util is None or util > p.headroom * p.max_utilization
 
 
-def fits(load: Load, k: int, ttft: float | None, p: ScalingPolicy) -> bool:
+def fits(load: Load, k: int, p: ScalingPolicy) -> bool:
     """Whether ``k`` replicas would carry the load within ``headroom`` x every guardrail.
 
     Throughput, requests and KV use spread evenly over ``k`` (requests beyond a replica's batch
     wait in its queue); each silent replica is assumed as
-    loaded as the busiest reporting one; TTFT must already be within the SLO.
+    loaded as the busiest reporting one. TTFT has no model to predict it: over the SLO it scales
+    up when the batches are busy (and a scale-down never makes them busy), else it is prompt-bound.
     """
     h = p.headroom
     tps = load.tokens_per_second + load.silent * load.busiest_tps
@@ -256,12 +264,10 @@ def fits(load: Load, k: int, ttft: float | None, p: ScalingPolicy) -> bool:
     batch = min(p.max_num_seqs, max(load.running / load.reporting, 1.0)) if load.waiting > 0 else p.max_num_seqs
     if demand > h * p.max_num_seqs or max(0.0, demand - batch) > h * p.max_queue_per_replica:
         return False
-    if load.kv_reporting and (load.kv_sum + load.silent * load.busiest_kv) / k > h * p.max_kv_cache_usage:
-        return False
-    return ttft is None or ttft <= p.ttft_slo_seconds
+    return not (load.kv_reporting and (load.kv_sum + load.silent * load.busiest_kv) / k > h * p.max_kv_cache_usage)
 
 
-def scale_down_target(current: int, load: Load, ttft: float | None, p: ScalingPolicy) -> tuple[int, str, str]:
+def scale_down_target(current: int, load: Load, p: ScalingPolicy) -> tuple[int, str, str]:
     """The fewest replicas that fit, never fewer than the count that already meets the cost target."""
     floor = max(p.min_replicas, 1)
     cost = cost_per_million_tokens(current, p.replica_hourly_usd, load.tokens_per_second)
@@ -271,7 +277,7 @@ def scale_down_target(current: int, load: Load, ttft: float | None, p: ScalingPo
     if target is not None and load.tokens_per_second > 0 and p.replica_hourly_usd > 0:
         floor = max(floor, math.floor(target * load.tokens_per_second * 3600 / 1e6 / p.replica_hourly_usd))
     k = current
-    while k - 1 >= floor and fits(load, k - 1, ttft, p):
+    while k - 1 >= floor and fits(load, k - 1, p):
         k -= 1
     if k == current:
         why = "fewer replicas would come within the guardrails' headroom" if current > floor else "at the floor"
@@ -362,7 +368,8 @@ def desired_replicas(current: int, signals: TierSignals | None, policy: ScalingP
                         f"none of {current} replicas reported in the last {p.max_metric_age:g}s; holding", state)
     ttft = signals.ttft_p95_seconds
     state = _track_idle(state, load, now)
-    up = scale_up_need(load, ttft, p)
+    recent = state.last_scale_down is not None and now - state.last_scale_down < p.scale_down_stabilization
+    up = scale_up_need(load, ttft, p, just_scaled_down=recent)
     idle_for = now - state.idle_since if state.idle_since is not None else -1.0
     if up is not None:
         raw, reason, message = up
@@ -371,5 +378,8 @@ def desired_replicas(current: int, signals: TierSignals | None, policy: ScalingP
     elif p.min_replicas == 0 and idle_for >= p.scale_to_zero_after:
         raw, reason, message = 0, IDLE, f"no tokens and no requests for {idle_for:.0f}s"
     else:
-        raw, reason, message = scale_down_target(current, load, ttft, p)
+        raw, reason, message = scale_down_target(current, load, p)
+    if ttft is not None and ttft > p.ttft_slo_seconds and not busy(load, p):
+        message += (f"; TTFT p95 {ttft:.2f}s > SLO {p.ttft_slo_seconds:g}s with batches under "
+                    f"{p.headroom * p.max_utilization:.0%} busy: prompts this long take that to prefill here")
     return _shape(current, _bounded(raw, p), reason, message, state, now, p, _figures(current, load, ttft, p))

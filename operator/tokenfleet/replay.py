@@ -145,7 +145,8 @@ class QueueThresholdScaler:
         ratio = waiting / max(current, 1) / self.threshold
         desired = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(waiting / self.threshold)
         desired = min(max(desired, self.min_replicas), self.max_replicas)
-        self.history = [(t, r) for t, r in self.history if now - t < self.stabilization] + [(now, desired)]
+        seen = self.history or [(now, current)]  # as if it had run before: no scale-down in its first window
+        self.history = [(t, r) for t, r in seen if now - t < self.stabilization] + [(now, desired)]
         if desired > current:
             return min(desired, max(2 * current, current + 4))
         return min(current, max(r for _, r in self.history))
