@@ -196,6 +196,10 @@ def client_costs(backend: str, total: int = 20000, concurrency: int = 32) -> dic
     return results
 
 
+def router_cmd(backend: str, port: int, *flags: str) -> list[str]:
+    return tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}", *flags)
+
+
 def run(args) -> dict:
     venv = Path(args.peers_venv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-router-"))
@@ -209,14 +213,20 @@ def run(args) -> dict:
         clients = client_costs(backend) if args.clients else {}
         results["direct"] = measure("direct", backend + chat, SAMPLED, args, workdir, [engine.pid])
         port = free_port()
-        cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}",
-                             "--local-cache-entries", "0", "--no-coalescing")
+        passthrough = ("--local-cache-entries", "0", "--no-coalescing")
+        cmd = router_cmd(backend, port, *passthrough)
         with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router.log") as proc:
             results["tokenfleet"] = measure("tokenfleet", f"http://127.0.0.1:{port}{chat}", SAMPLED, args, workdir,
                                             [proc.pid])
+        if args.uvicorn:
+            port = free_port()
+            with running(router_cmd(backend, port, *passthrough, "--server", "uvicorn"),
+                         ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router-uvicorn.log") as proc:
+                results["tokenfleet_uvicorn"] = measure("tokenfleet (uvicorn)", f"http://127.0.0.1:{port}{chat}",
+                                                        SAMPLED, args, workdir, [proc.pid])
         port = free_port()
-        cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}")
-        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router-cache.log") as proc:
+        with running(router_cmd(backend, port), ready_url=f"http://127.0.0.1:{port}/readyz",
+                     log_path=workdir / "router-cache.log") as proc:
             url = f"http://127.0.0.1:{port}{chat}"
             post_once(url, DETERMINISTIC)
             assert post_once(url, DETERMINISTIC)["headers"]["x-tokenfleet-cache"] == "local"
@@ -254,6 +264,8 @@ def main() -> int:
     parser.add_argument("--peers-venv", default=os.environ.get("TOKENFLEET_PEERS_VENV", "/tmp/peers-venv"),
                         help="virtual environment holding litellm and vllm-router (default $TOKENFLEET_PEERS_VENV "
                              "or /tmp/peers-venv)")
+    parser.add_argument("--uvicorn", action="store_true",
+                        help="also measure the router's ASGI front end under uvicorn (--server uvicorn)")
     parser.add_argument("--clients", action="store_true",
                         help="also measure upstream HTTP clients (httpx, aiohttp, the router's) against the backend")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ import pytest
 from test_router_fakes import FakeTier, serve, start, stop
 from tokenfleet.api.routerconfig import RouterConfig
 from tokenfleet.router.app import build_app
+from tokenfleet.router.server import RouterServer
 from tokenfleet.router.settings import RouterSettings
 from tests.support.procs import free_port
 
@@ -27,14 +28,31 @@ def config(tiers: list[tuple[str, str]], *, tier_extra: dict | None = None, **fi
 
 
 @contextlib.asynccontextmanager
-async def fleet(*fakes: FakeTier, keys: dict | None = None, tier_extra: dict | None = None, **fields):
+async def router_at(cfg: RouterConfig, keys: dict | None = None, front: str = "native"):
+    """The router on a free port: the native server (what the CLI runs) or the ASGI app; yields (URL, core)."""
+    settings = RouterSettings(config=cfg, api_keys=keys)
+    if front == "asgi":
+        app = build_app(settings)
+        async with serve(app) as url:
+            yield url, app.state.core
+        return
+    server, port = RouterServer(settings), free_port()
+    await server.start("127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}", server.core
+    finally:
+        await server.stop(grace=1)
+
+
+@contextlib.asynccontextmanager
+async def fleet(*fakes: FakeTier, keys: dict | None = None, tier_extra: dict | None = None, front: str = "native",
+                **fields):
     """Serve the fakes and a router in front of them; yields (router URL, core)."""
     servers = list(await asyncio.gather(*[start(f.app()) for f in fakes]))
     try:
         cfg = config([(f.name, s[2]) for f, s in zip(fakes, servers)], tier_extra=tier_extra, **fields)
-        app = build_app(RouterSettings(config=cfg, api_keys=keys))
-        servers.append(await start(app))
-        yield servers[-1][2], app.state.core
+        async with router_at(cfg, keys, front) as (url, core):
+            yield url, core
     finally:
         await stop(*servers)
 
@@ -58,9 +76,13 @@ def assert_openai_error(resp: httpx.Response, status: int, code: str) -> None:
     assert error["code"] == code
 
 
-async def test_chat_completions_and_models_pass_through_with_tier_headers():
+FRONTS = pytest.mark.parametrize("front", ["native", "asgi"])
+
+
+@FRONTS
+async def test_chat_completions_and_models_pass_through_with_tier_headers(front):
     small = FakeTier("small")
-    async with fleet(small) as (url, _):
+    async with fleet(small, front=front) as (url, _):
         raw = await client(url).chat.completions.with_raw_response.create(model="chat", messages=HELLO)
         chat = raw.parse()
         assert chat.choices[0].message.content == "Hello there, friend."
@@ -95,12 +117,13 @@ async def test_cost_header_and_metrics_use_the_tiers_prices():
     ({"model": "chat", "messages": [{"role": "user", "content": "x" * 5000}]}, {"Authorization": "Bearer k1"},
      413, "request_too_large"),
 ])
-async def test_bad_requests_get_openai_shaped_errors(body, headers, status, code):
+@FRONTS
+async def test_bad_requests_get_openai_shaped_errors(body, headers, status, code, front):
     small = FakeTier("small")
     keys = {"k1": "team-a"}
     if status == 400:
         headers = {"Authorization": "Bearer k1", "Content-Type": "application/json"}
-    async with fleet(small, keys=keys, limits={"maxBodyBytes": 4096}) as (url, _):
+    async with fleet(small, keys=keys, limits={"maxBodyBytes": 4096}, front=front) as (url, _):
         assert_openai_error(await post(url, body, headers), status, code)
     assert small.calls == 0
 
@@ -113,9 +136,12 @@ async def test_openai_client_sees_authentication_error_for_unknown_key():
             await client(url, "bad").models.list()
 
 
-async def test_unknown_route_is_an_openai_shaped_404():
-    async with fleet(FakeTier("small")) as (url, _):
+@FRONTS
+async def test_unknown_route_is_an_openai_shaped_404(front):
+    async with fleet(FakeTier("small"), front=front) as (url, _):
         assert_openai_error(await post(url, {}, path="/v1/embeddings"), 404, "not_found")
+        async with httpx.AsyncClient() as http:
+            assert_openai_error(await http.get(url + "/v1/chat/completions"), 405, "method_not_allowed")
 
 
 async def test_all_tiers_saturated_answers_429_with_retry_after():
@@ -155,12 +181,11 @@ async def test_a_dead_tier_is_skipped_to_the_next():
     big = FakeTier("big")
     async with serve(big.app()) as big_url:
         cfg = config([("small", f"http://127.0.0.1:{free_port()}"), ("big", big_url)], routing={"mode": "fixed"})
-        app = build_app(RouterSettings(config=cfg))
-        async with serve(app) as url:
+        async with router_at(cfg) as (url, core):
             chat = await client(url).chat.completions.with_raw_response.create(model="chat", messages=HELLO)
             stream = await client(url).chat.completions.create(model="chat", messages=HELLO, stream=True)
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-            metrics = app.state.core.metrics.exposition().decode()
+            metrics = core.metrics.exposition().decode()
     assert chat.headers["x-tokenfleet-tier"] == "big" and text == "Hello there, friend."
     assert big.calls == 2
     assert 'from_tier="small",reason="tier_error",to_tier="big"' in metrics
@@ -185,9 +210,10 @@ async def test_truncated_answers_are_not_cached():
     assert small.calls == 2
 
 
-async def test_sixteen_concurrent_identical_requests_reach_the_backend_once():
+@FRONTS
+async def test_sixteen_concurrent_identical_requests_reach_the_backend_once(front):
     small = FakeTier("small", delay=0.3)
-    async with fleet(small) as (url, core):
+    async with fleet(small, front=front) as (url, core):
         body = {"model": "chat", "messages": HELLO, **DET}
         answers = await asyncio.gather(*[post(url, body) for _ in range(16)])
         streams = await asyncio.gather(*[_stream_text(url, {**body, "messages": [{"role": "user", "content": "s"}]})

@@ -7,10 +7,9 @@ import asyncio
 import httpx
 import orjson
 
-from test_router_app import DET, HELLO, client, config, fleet, post
+
+from test_router_app import DET, FRONTS, HELLO, client, config, fleet, post, router_at
 from test_router_fakes import FakeTier, serve
-from tokenfleet.router.app import build_app
-from tokenfleet.router.settings import RouterSettings
 from tests.support.procs import free_port
 
 
@@ -38,9 +37,10 @@ def text_of(events: list) -> str:
     return out
 
 
-async def test_streams_pass_through_chunk_by_chunk_with_usage_when_asked():
+@FRONTS
+async def test_streams_pass_through_chunk_by_chunk_with_usage_when_asked(front):
     small = FakeTier("small", token_delay=0.02)
-    async with fleet(small) as (url, _):
+    async with fleet(small, front=front) as (url, _):
         stream = await client(url).chat.completions.create(
             model="chat", messages=HELLO, stream=True, stream_options={"include_usage": True})
         chunks = [c async for c in stream]
@@ -130,11 +130,10 @@ async def test_a_tier_scaled_to_zero_is_waited_for_then_served():
     small = FakeTier("small")
     cfg = config([("small", f"http://127.0.0.1:{port}")], tier_extra={"small": {"scalesToZero": True}},
                  limits={"coldStartWaitSeconds": 10})
-    app = build_app(RouterSettings(config=cfg))
-    async with serve(app) as url:
+    async with router_at(cfg) as (url, core):
         pending = asyncio.ensure_future(post(url, {"model": "chat", "messages": HELLO}))
         await asyncio.sleep(0.5)
-        waiting = app.state.core.metrics.exposition().decode()
+        waiting = core.metrics.exposition().decode()
         assert not pending.done()
         async with serve(small.app(), port=port):
             resp = await pending
@@ -145,14 +144,15 @@ async def test_a_tier_scaled_to_zero_is_waited_for_then_served():
 async def test_a_tier_that_does_not_start_in_time_answers_503():
     cfg = config([("small", f"http://127.0.0.1:{free_port()}")], tier_extra={"small": {"scalesToZero": True}},
                  limits={"coldStartWaitSeconds": 0.3})
-    async with serve(build_app(RouterSettings(config=cfg))) as url:
+    async with router_at(cfg) as (url, _):
         resp = await post(url, {"model": "chat", "messages": HELLO})
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "tier_cold_start_timeout"
 
 
-async def test_a_client_that_leaves_mid_stream_stops_the_upstream_call():
+@FRONTS
+async def test_a_client_that_leaves_mid_stream_stops_the_upstream_call(front):
     small = FakeTier("small", tokens=tuple(f" t{i}" for i in range(40)), token_delay=0.05)
-    async with fleet(small) as (url, _):
+    async with fleet(small, front=front) as (url, _):
         async with httpx.AsyncClient(verify=False) as http:
             async with http.stream("POST", url + "/v1/chat/completions",
                                    json={"model": "chat", "messages": HELLO, "stream": True}) as resp:

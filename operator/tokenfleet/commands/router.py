@@ -26,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="do not share upstream calls between identical in-flight requests")
     parser.add_argument("--classifier", metavar="MODULE:FUNCTION",
                         help="complexity classifier, a function (body) -> score in [0, 1]; default: heuristic")
+    parser.add_argument("--server", choices=["native", "uvicorn"], default="native",
+                        help="HTTP front end: native (an asyncio protocol over httptools, the fastest) or "
+                             "uvicorn (the same endpoints as an ASGI app); default: native")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -43,18 +46,24 @@ def run(args: argparse.Namespace) -> int:
             coalescing=False if args.no_coalescing else None,
         )
         settings = build_settings(config, host=args.host, port=args.port, classifier=args.classifier)
-        from tokenfleet.router.app import build_app
         from tokenfleet.router.policies import load_classifier
 
         load_classifier(args.classifier or config.routing.complexity.classifier)
     except (SettingsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    serve(build_app(settings), settings.host, settings.port, args.log_level)
+    if args.server == "native":
+        from tokenfleet.router.server import serve
+
+        serve(settings)
+    else:
+        from tokenfleet.router.app import build_app
+
+        serve_asgi(build_app(settings), settings.host, settings.port, args.log_level)
     return 0
 
 
-def serve(app, host: str, port: int, log_level: str = "warning") -> None:
+def serve_asgi(app, host: str, port: int, log_level: str = "warning") -> None:
     """uvicorn with uvloop and httptools, no access log: the fastest stack uvicorn offers."""
     import uvicorn
 
