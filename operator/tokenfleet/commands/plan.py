@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     be = None
     if args.api_price_input is not None:
-        be = break_even(plan, floor_monthly(fleet, assumptions), args.api_price_input, args.api_price_output)
+        be = break_even(plan, floor_monthly(fleet, plan), args.api_price_input, args.api_price_output)
     name = Path(args.trace).name
     print(json.dumps(report.to_dict(plan, be), indent=1) if args.json else report.text(plan, name, be), flush=True)
     if args.html:

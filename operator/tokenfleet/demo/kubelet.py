@@ -5,8 +5,8 @@ Every ``interval`` it reads the namespace's Deployments, Services and ConfigMaps
 
 - starts or stops pods (local processes, ``pods.local_process``) towards each Deployment's
   ``spec.replicas`` (``pods.plan_replicas``), restarting a crashed one with a growing back-off;
-- probes each pod's readiness path; keeps a ``proxy.ServiceProxy`` per Service port balancing
-  over the ready pods it selects;
+- probes each pod's readiness path and tells the Service proxy process (``proxy``, its own
+  process like kube-proxy) which ready pods each Service port balances over;
 - patches each Deployment's status (replicas, updatedReplicas, readyReplicas,
   availableReplicas, observedGeneration, conditions) when it changes, as the Deployment and
   ReplicaSet controllers would;
@@ -32,7 +32,6 @@ from tokenfleet import API_VERSION
 from tokenfleet.api.v1alpha1 import ModelTierSpec
 from tokenfleet.demo import pods as rules
 from tokenfleet.demo.processes import Child, Processes
-from tokenfleet.demo.proxy import ServiceProxy
 from tokenfleet.kube import Kube
 
 log = logging.getLogger("tokenfleet.demo.kubelet")
@@ -106,7 +105,8 @@ class Kubelet:
         self.targets_file = targets_file
         self.t0 = time.monotonic()
         self.pods: dict[str, Pod] = {}
-        self.proxies: dict[tuple[str, str, int], ServiceProxy] = {}
+        self.endpoints: dict[tuple[str, str, int], list[int]] = {}  # what the proxy process was last told
+        self.proxy: Child | None = None
         self.service_ports: dict[tuple[str, str, int], int] = {}
         self.timeline: list[Sample] = []
         self.lifetimes: list[Lifetime] = []
@@ -270,19 +270,31 @@ class Kubelet:
     # ------------------------------------------------------------------ services
 
     async def _update_proxies(self, services: list[dict]) -> None:
+        if self.proxy is None or not self.proxy.alive():
+            if self.proxy is not None:
+                self._problem(f"the Service proxy exited; restarting it. Log: {self.proxy.log_tail(500)}")
+            self.proxy = self.processes.start("kube-proxy", [self.python, "-m", "tokenfleet.demo.proxy"],
+                                              stdin_pipe=True)
+            self.endpoints = {}
         for svc in services:
             name = svc["metadata"]["name"]
             selector = (svc.get("spec") or {}).get("selector")
             for sp in (svc.get("spec") or {}).get("ports") or []:
                 key = (self.namespace, name, int(sp["port"]))
-                endpoints = [p.port for p in self.pods.values()
-                             if p.ready and rules.selector_matches(selector, p.labels)
-                             and rules.target_port(sp, p.container_port, p.port_name)]
-                proxy = self.proxies.get(key)
-                if proxy is None:
-                    proxy = self.proxies[key] = ServiceProxy(f"{name}:{sp['port']}", self.service_port(*key))
-                if sorted(endpoints) != proxy.endpoints:
-                    await proxy.set_endpoints(endpoints)
+                endpoints = sorted(p.port for p in self.pods.values()
+                                   if p.ready and rules.selector_matches(selector, p.labels)
+                                   and rules.target_port(sp, p.container_port, p.port_name))
+                if self.endpoints.get(key) != endpoints:
+                    self._tell_proxy(f"{name}:{sp['port']}", self.service_port(*key), endpoints)
+                    self.endpoints[key] = endpoints
+
+    def _tell_proxy(self, name: str, port: int, endpoints: list[int]) -> None:
+        line = json.dumps({"name": name, "port": port, "endpoints": endpoints}) + "\n"
+        try:
+            self.proxy.popen.stdin.write(line.encode())
+            self.proxy.popen.stdin.flush()
+        except (BrokenPipeError, OSError) as err:
+            self._problem(f"could not update the Service proxy: {err}")
 
     # ------------------------------------------------------------------ status, targets, timeline
 
@@ -328,8 +340,8 @@ class Kubelet:
         children = [p.child for p in self.pods.values() if p.child is not None]
         self.pods.clear()
         await asyncio.gather(*(asyncio.to_thread(self.processes.stop, c, 5.0) for c in children))
-        for proxy in self.proxies.values():
-            await proxy.close()
+        if self.proxy is not None:
+            await asyncio.to_thread(self.processes.stop, self.proxy, 2.0)
 
 
 def deployment_status(dep: dict, replicas: int, updated: int, ready: int) -> dict:

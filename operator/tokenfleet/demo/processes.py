@@ -79,12 +79,18 @@ class Processes:
         atexit.register(self.kill_all)
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Child:
-        """Start ``argv`` in a new session with stdout and stderr in ``<log_dir>/<name>.log``."""
+              cwd: Path | None = None, stdin_pipe: bool = False) -> Child:
+        """Start ``argv`` in a new session with stdout and stderr in ``<log_dir>/<name>.log``.
+
+        The working directory defaults to the log directory's parent (the demo's work directory),
+        so that every process the demo started can be found by its working directory.
+        """
         log_path = self.log_dir / f"{name}.log"
+        stdin = subprocess.PIPE if stdin_pipe else subprocess.DEVNULL
         with open(log_path, "ab") as log:
-            popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+            popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
+                                     env={**os.environ, **(env or {})}, cwd=cwd or self.log_dir.parent,
+                                     start_new_session=True)
         child = Child(name, popen, log_path)
         self.children[child.pid] = child
         return child

@@ -4,14 +4,20 @@ Like kube-proxy it balances per connection (a keep-alive connection stays on its
 Service without ready endpoints refuses connections: the listening socket is closed while there
 are none and reopened on the same port when one becomes ready, so a client sees
 ECONNREFUSED exactly as it would from an empty ClusterIP Service.
+
+It runs as its own process (``python -m tokenfleet.demo.proxy``), as kube-proxy does, so that the
+data path never waits on the demo's own work: the kubelet writes one JSON line per change to
+its stdin, ``{"name": "svc:port", "port": LISTEN, "endpoints": [POD_PORT, ...]}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import socket
+import sys
 
 log = logging.getLogger("tokenfleet.demo.proxy")
 CHUNK = 65536
@@ -94,3 +100,36 @@ class ServiceProxy:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def serve_stdin() -> None:
+    """Apply endpoint updates read from stdin (one JSON object per line) until stdin closes."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    proxies: dict[int, ServiceProxy] = {}
+    while line := await reader.readline():
+        try:
+            update = json.loads(line)
+            port = int(update["port"])
+            proxy = proxies.setdefault(port, ServiceProxy(str(update.get("name", port)), port))
+            await proxy.set_endpoints([int(p) for p in update.get("endpoints") or []])
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            print(f"proxy: bad update {line!r}: {err}", file=sys.stderr, flush=True)
+    for proxy in proxies.values():
+        await proxy.close()
+
+
+def main() -> None:
+    try:
+        from uvloop import run
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        run = asyncio.run
+    try:
+        run(serve_stdin())
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+
+
+if __name__ == "__main__":
+    main()

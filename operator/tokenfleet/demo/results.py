@@ -52,6 +52,7 @@ class DemoRun:
     by_kind: dict[str, tuple[int, int]]  # request kind -> (answered, cache hits)
     answered_by: dict[str, int]  # tier -> answers from that tier
     escalations: dict[tuple[str, str], int]  # (from, to) -> count (router metrics)
+    lookups: dict[str, int]  # router's cache lookups by result: hit_local, hit_exact, hit_semantic, miss, error
     token_split: dict[str, tuple[float, float]]  # tier -> (C_input, C_output) in USD (router metrics)
     timeline: dict[str, list[tuple[float, int, int]]]  # deployment -> (t, desired, ready)
     rate: list[tuple[float, int, int]]  # (second, requests sent, cache hits)
@@ -132,21 +133,25 @@ def traffic_figures(outcomes, tiers: list[str]) -> dict:
             "latency": {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "max": max(lat, default=math.nan)}}
 
 
-def router_counters(text: str) -> tuple[dict[tuple[str, str], int], dict[str, tuple[float, float]]]:
-    """(escalations by (from, to), (input, output) tokens by tier) from the router's /metrics text."""
+def router_counters(text: str) -> tuple[dict[tuple[str, str], int], dict[str, tuple[float, float]], dict[str, int]]:
+    """(escalations by (from, to), (input, output) tokens by tier, cache lookups by result) from /metrics text."""
     from prometheus_client.parser import text_string_to_metric_families
 
     escalations: dict[tuple[str, str], int] = {}
     tokens: dict[str, list[float]] = {}
+    lookups: dict[str, int] = {}
     for family in text_string_to_metric_families(text or ""):
         for sample in family.samples:
-            if sample.name == "tokenfleet_router_escalations_total":
+            if sample.name == "tokenfleet_router_cache_lookups_total":
+                result = sample.labels.get("result", "")
+                lookups[result] = lookups.get(result, 0) + int(sample.value)
+            elif sample.name == "tokenfleet_router_escalations_total":
                 key = (sample.labels.get("from_tier", ""), sample.labels.get("to_tier", ""))
                 escalations[key] = escalations.get(key, 0) + int(sample.value)
             elif sample.name == "tokenfleet_router_tokens_total":
                 pair = tokens.setdefault(sample.labels.get("tier", ""), [0.0, 0.0])
                 pair[0 if sample.labels.get("direction") == "input" else 1] += sample.value
-    return escalations, {t: (v[0], v[1]) for t, v in tokens.items()}
+    return escalations, {t: (v[0], v[1]) for t, v in tokens.items()}, lookups
 
 
 def token_split(tokens: dict[str, tuple[float, float]], tiers: dict[str, ModelTierSpec]) -> dict[str, tuple[float, float]]:
@@ -195,13 +200,13 @@ def measure(outcomes, kubelet, docs: list[dict], lo: float, hi: float, cpu_hourl
     requests = [Request(o.sent, max(1, o.prompt_tokens), max(1, o.completion_tokens)) for o in ok]
     large = order[-1]
     n, base = baseline(requests, specs[large]) if requests else (0, None)
-    escalations, tokens = router_counters(router_metrics)
+    escalations, tokens, lookups = router_counters(router_metrics)
     figures = traffic_figures(outcomes, order)
     return DemoRun(
         seconds=hi - lo, requests=len(outcomes), answered=len(ok), tokens=sum(o.tokens for o in ok),
         fleet_cost_usd=sum(p.cost_usd for p in pods), baseline_cost_usd=base.cost_usd if base else 0.0,
         baseline_desc=f"{large} static x{n}, no cache", baseline_slo=base.slo_attainment if base else math.nan,
-        pods=pods, tiers=order, escalations=escalations, token_split=token_split(tokens, specs),
+        pods=pods, tiers=order, escalations=escalations, token_split=token_split(tokens, specs), lookups=lookups,
         timeline=timeline(kubelet.timeline, lo, hi), notes=list(kubelet.problems), **figures)
 
 
@@ -268,6 +273,9 @@ def summary_lines(run: DemoRun, trace_note: str = "") -> list[str]:
         f"cache hits      {_share(hits, ok)} of answers: "
         + ", ".join(f"{k} {_share(v, ok)}" for k, v in run.cache_hits.items()),
         f"  by request kind: {kinds}",
+        "  router cache lookups: " + (", ".join(f"{k} {v}" for k, v in sorted(run.lookups.items())) or "none")
+        + (" (error: the cache service did not answer within the router's timeout; the request went on)"
+           if run.lookups.get("error") else ""),
         f"escalations     {run.escalation_rate:.0%} of the {run.routed} answers from a model came from a tier above "
         f"{run.tiers[0]} (router: {esc})",
         "answered by     " + ", ".join(f"{t} {n}" for t, n in run.answered_by.items()),

@@ -39,8 +39,8 @@ class DemoError(RuntimeError):
 class DemoOptions:
     """Settings of one demo run (see ``tokenfleet demo --help``)."""
 
-    duration: float = 40.0
-    rps: float = 10.0
+    duration: float = 30.0
+    rps: float = 14.0
     fleet_file: Path = FLEET_FILE
     trace: Path = workload.TRACE_SLICE
     namespace: str = "tokenfleet-demo"
@@ -158,6 +158,7 @@ class Demo:
             "TOKENFLEET_METRICS_PORT": str(free_port()),
             "TOKENFLEET_HEALTH_PORT": str(health),
             "TOKENFLEET_LOG_FORMAT": "plain",
+            "TOKENFLEET_METRICS_WINDOW": f"{max(5, round(4 * self.options.autoscale_interval))}s",
         }
         child = self.processes.start("operator", [sys.executable, "-m", "tokenfleet", "operator"], env=env)
         await wait_http(f"http://127.0.0.1:{health}/healthz", self.options.start_timeout, child, "the operator")
@@ -193,9 +194,20 @@ class Demo:
             if expected <= ready:
                 return self.kubelet.service_url(f"{fleet_name(docs)}-router", 8080)
         missing = sorted(expected - seen)
-        problems = "\n".join(self.kubelet.problems[-3:]) if self.kubelet else ""
-        raise DemoError(f"not ready after {self.options.start_timeout:g}s: {', '.join(missing)}; "
-                        f"operator log: {self.workdir / 'logs' / 'operator.log'}\n{problems}")
+        problems = [*await asyncio.to_thread(self._not_ready, docs), *self.kubelet.problems[-3:]]
+        raise DemoError(f"not ready after {self.options.start_timeout:g}s: {', '.join(missing)}; operator log: "
+                        f"{self.workdir / 'logs' / 'operator.log'}" + "".join(f"\n  {p}" for p in problems))
+
+    def _not_ready(self, docs: list[dict]) -> list[str]:
+        """'Kind name: Ready=False Reason: message' for each of the resources the operator reports not ready."""
+        out = []
+        for doc in docs:
+            obj = self.client.get(API_VERSION, doc["kind"], self.options.namespace, doc["metadata"]["name"]) or {}
+            for c in (obj.get("status") or {}).get("conditions") or []:
+                if c.get("type") == "Ready" and c.get("status") != "True":
+                    out.append(f"{doc['kind']} {doc['metadata']['name']}: Ready={c.get('status')} "
+                               f"{c.get('reason')}: {c.get('message')}")
+        return out
 
     def _progress(self, outcomes: list[Outcome], elapsed: float) -> None:
         self.say(results.progress_line(outcomes, elapsed, self.kubelet, self.first_tier))

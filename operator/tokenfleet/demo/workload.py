@@ -62,8 +62,8 @@ class PromptSet:
 class WorkloadConfig:
     """How the trace slice becomes the demo's requests (see the module docstring)."""
 
-    duration: float = 40.0
-    rps: float = 10.0
+    duration: float = 30.0
+    rps: float = 14.0
     followup_share: float = 0.5
     rephrase_share: float = 0.6
     zipf: float = 0.9

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tokenfleet.api.v1alpha1 import ModelTierSpec
+from tokenfleet.api.v1alpha1 import CachePolicySpec, ModelTierSpec
 from tokenfleet.autoscaling import ScalingPolicy
 from tokenfleet.gpus import GPU_TYPES, estimate_memory_fit
 from tokenfleet.perf import EngineProfile, default_batch_limits, profile_for_tier, token_prices
@@ -109,9 +109,9 @@ def overhead(fleet: FleetInput, a: Assumptions, with_cache: bool) -> tuple[tuple
     settings = Settings()
     router = cpu_cores(settings.router_resources["requests"]["cpu"]) * fleet.fleet.replicas
     items = [("router", router * a.cpu_hourly_usd * a.hours_per_month)]
-    if with_cache and fleet.cache is not None:
-        items.append(("cache", cpu_cores(settings.cache_cpu) * fleet.cache.replicas * a.cpu_hourly_usd
-                      * a.hours_per_month))
+    if with_cache:  # a fleet without a CachePolicy priced with a default one (one replica)
+        replicas = (fleet.cache or CachePolicySpec()).replicas
+        items.append(("cache", cpu_cores(settings.cache_cpu) * replicas * a.cpu_hourly_usd * a.hours_per_month))
     return tuple(items)
 
 
@@ -172,8 +172,9 @@ def build_plan(fleet: FleetInput, requests: list[Request], a: Assumptions = Assu
                 tuple(stages), a, hit, shares)
 
 
-def floor_monthly(fleet: FleetInput, a: Assumptions) -> float:
-    """What the fleet costs with no traffic: pinned or minimum replicas, plus the router's and cache's CPUs."""
+def floor_monthly(fleet: FleetInput, plan: Plan) -> float:
+    """What the fleet (the plan's last stage) costs with no traffic: pinned or minimum replicas, router, cache."""
+    hours = plan.assumptions.hours_per_month
     gpus = sum((spec.replicas if spec.replicas is not None else spec.scaling.min_replicas)
-               * profile_for_tier(spec).hourly_usd * a.hours_per_month for _, spec in fleet.tiers)
-    return gpus + sum(v for _, v in overhead(fleet, a, with_cache=True))
+               * profile_for_tier(spec).hourly_usd * hours for _, spec in fleet.tiers)
+    return gpus + sum(v for _, v in plan.stages[-1].overhead)
