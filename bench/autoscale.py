@@ -100,37 +100,19 @@ def summary(result, window: float) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    spec = tier_spec(args)
-    requests = load_trace(args.trace, args.limit)
-    policy = ScalingPolicy.from_spec(spec)
-    if args.headroom is not None:
-        policy = dataclasses.replace(policy, headroom=args.headroom)
-    rates = minute_rates(requests)
-    # Replicas each minute needs at maxUtilization of the engine model's saturation throughput.
+def sizes(requests, policy: ScalingPolicy) -> tuple[list[int], int, int]:
+    """Replicas each minute needs at maxUtilization of the engine model's saturation throughput (the
+    perfect-foresight oracle), the warm start of the autoscalers, and the static fleet (the peak)."""
     oracle = [replicas_for(p + g, replica_capacity(policy.profile, p, g, n), policy.max_utilization)
-              for p, g, n in rates]
-    first = max(oracle[:WARM_MINUTES])  # as if the autoscalers had run before the trace begins
-    peak = max(oracle)
-    if args.max_replicas is None:
-        args.max_replicas = 2 * peak
-        spec = tier_spec(args)
-        policy = dataclasses.replace(policy, max_replicas=args.max_replicas)
-    tokens = sum(r.prompt_tokens + r.output_tokens for r in requests)
-    oracle_cost = sum(oracle) * 60 * policy.replica_hourly_usd / 3600 / tokens * 1e6
-    model = FleetModel.for_tier(spec, startup_seconds=args.startup_seconds, initial_replicas=first)
-    window = policy.scale_down_stabilization
+              for p, g, n in minute_rates(requests)]
+    return oracle, max(oracle[:WARM_MINUTES]), max(oracle)
+
+
+def run_scalers(args, requests, model: FleetModel, scalers, window: float) -> dict[str, dict]:
     runs = {}
-    started = time.monotonic()
-    scalers = [(PolicyScaler(policy), first),
-               (QueueThresholdScaler(args.queue_threshold, 1, args.max_replicas, window), first),
-               (StaticScaler(peak), peak)]
-    if args.only_policy:
-        scalers = scalers[:1]
     for scaler, initial in scalers:
         t0 = time.monotonic()
-        result = replay(requests, FleetModel(**{**model.__dict__, "initial_replicas": initial}), scaler)
+        result = replay(requests, dataclasses.replace(model, initial_replicas=initial), scaler)
         runs[scaler.name] = summary(result, window)
         print(f"{scaler.name:16} {json.dumps(runs[scaler.name])} ({time.monotonic() - t0:.1f}s)", flush=True)
         if args.verbose:
@@ -138,9 +120,29 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {t:7.0f}s {a} -> {b}")
         if isinstance(scaler, PolicyScaler):
             print(f"  decisions by reason: {json.dumps(scaler.reasons, sort_keys=True)}")
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    requests = load_trace(args.trace, args.limit)
+    policy = ScalingPolicy.from_spec(tier_spec(args))
+    oracle, first, peak = sizes(requests, policy)
+    args.max_replicas = args.max_replicas or 2 * peak
+    spec = tier_spec(args)
+    policy = ScalingPolicy.from_spec(spec, **({"headroom": args.headroom} if args.headroom is not None else {}))
+    tokens = sum(r.prompt_tokens + r.output_tokens for r in requests)
+    model = FleetModel.for_tier(spec, startup_seconds=args.startup_seconds)
+    window = policy.scale_down_stabilization
+    started = time.monotonic()
+    scalers = [(PolicyScaler(policy), first),
+               (QueueThresholdScaler(args.queue_threshold, 1, args.max_replicas, window), first),
+               (StaticScaler(peak), peak)]
+    runs = run_scalers(args, requests, model, scalers[:1] if args.only_policy else scalers, window)
     if args.only_policy:
         return 0
     ours, queue, static = runs["tokenfleet"], runs["queue-threshold"], runs["static"]
+    floor = floor_cost_per_million_tokens(requests, policy.profile)
     out = {
         "trace": Path(args.trace).name,
         "requests": len(requests),
@@ -149,21 +151,21 @@ def main(argv: list[str] | None = None) -> int:
         "max_replicas": args.max_replicas,
         "startup_s": args.startup_seconds,
         "cost_per_mtok": ours["cost_per_mtok"],
-        "floor_cost_per_mtok": round(floor_cost_per_million_tokens(requests, policy.profile), 5),
+        "floor_cost_per_mtok": round(floor, 5),
         "ttft_slo_attainment": ours["slo_attainment"],
         "reversals": ours["reversals"],
         "mean_replicas": ours["mean_replicas"],
-        "oracle_cost_per_mtok": round(oracle_cost, 5),
+        "oracle_cost_per_mtok": round(sum(oracle) * 60 * policy.replica_hourly_usd / 3600 / tokens * 1e6, 5),
         "baseline_queue_cost_per_mtok": queue["cost_per_mtok"],
         "baseline_queue_slo_attainment": queue["slo_attainment"],
         "baseline_queue_reversals": queue["reversals"],
         "baseline_static_replicas": peak,
         "baseline_static_cost_per_mtok": static["cost_per_mtok"],
         "baseline_static_slo_attainment": static["slo_attainment"],
+        "cost_vs_floor": round(ours["cost_per_mtok"] / floor, 3),
+        "saving_vs_queue": round(1 - ours["cost_per_mtok"] / queue["cost_per_mtok"], 3),
         "seconds": round(time.monotonic() - started, 1),
     }
-    out["cost_vs_floor"] = round(out["cost_per_mtok"] / out["floor_cost_per_mtok"], 3)
-    out["saving_vs_queue"] = round(1 - out["cost_per_mtok"] / out["baseline_queue_cost_per_mtok"], 3)
     print(json.dumps(out))
     return 0
 

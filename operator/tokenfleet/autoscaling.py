@@ -161,10 +161,6 @@ class Decision:
     utilization: float | None = None
     ttft_p95_seconds: float | None = None
 
-    @property
-    def changed(self) -> bool:
-        return self.reason not in (HOLD, METRICS_UNAVAILABLE, STABILIZING, COOLDOWN)
-
 
 def replica_capacity(profile: EngineProfile | None, prompt_tps: float, generation_tps: float,
                      requests_per_second: float) -> float | None:
