@@ -1,0 +1,1 @@
+"""The exact + semantic response cache service (``tokenfleet cache``): see docs/cache.md."""

@@ -92,8 +92,12 @@ class CacheCore:
         return entry if self.clock() < entry.exact_expires else None
 
     def search(self, tenant: str, model: str, partition: str, vector: np.ndarray,
-               query: guard.Features | None) -> SemanticResult:
-        """Best live candidate at or above the threshold in ``partition`` that the guard accepts."""
+               query: str | guard.Features | None) -> SemanticResult:
+        """Best live candidate at or above the threshold in ``partition`` that the guard accepts.
+
+        ``query`` is the looked-up text (or its guard features); the guard reads it only when a
+        candidate passes the threshold, so misses never pay for it.
+        """
         index = self.partitions.get(partition)
         if index is None:
             return SemanticResult(None, None)
@@ -108,6 +112,8 @@ class CacheCore:
             if entry.tenant != tenant or entry.model != model or entry.partition != partition:
                 continue  # a collision in the partition key never crosses tenants or models
             if self.config.guard and query is not None and entry.text is not None:
+                if isinstance(query, str):
+                    query = guard.features(query)
                 reason = guard.compare(query, candidate_features(entry.text))
                 if reason is not None:
                     rejected = rejected or reason

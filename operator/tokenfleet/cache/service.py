@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import numpy as np
 
 from tokenfleet import cachekey
-from tokenfleet.cache import guard
 from tokenfleet.cache.batching import MicroBatcher
 from tokenfleet.cache.core import CacheCore, Entry
 from tokenfleet.cache.metrics import CacheMetrics
@@ -147,8 +146,7 @@ class CacheService:
             self.metrics.lookups.labels("semantic", "miss").inc()
             return None
         vector = await self.batcher.embed(text)
-        query = guard.features(text) if self.core.config.guard else None
-        result = self.core.search(tenant, model, partition, vector, query)
+        result = self.core.search(tenant, model, partition, vector, text)
         if result.entry is not None:
             self.metrics.lookups.labels("semantic", "hit").inc()
             return Hit("semantic", result.entry, result.similarity)
