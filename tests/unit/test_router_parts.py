@@ -237,3 +237,28 @@ def test_the_config_the_operator_renders_runs_the_router(tmp_path):
     assert core.config.cache.url and core.coalescer is not None and core.coalescer.window == 0.02
     assert core.tiers[0].endpoint.max_output_tokens == 512 and core.config.default_max_tokens == 512
     assert yaml.safe_load(path.read_text())["routing"]["mode"] == "cascade"
+
+
+async def test_a_gate_admits_its_concurrency_queues_fifo_and_refuses_beyond_its_queue():
+    from tokenfleet.router.upstream import Gate, Saturated
+
+    gate = Gate(concurrency=1, queue=2)
+    await gate.enter()
+    order: list[str] = []
+
+    async def wait(name: str):
+        await gate.enter()
+        order.append(name)
+
+    first, second = asyncio.ensure_future(wait("a")), asyncio.ensure_future(wait("b"))
+    await asyncio.sleep(0)
+    assert gate.waiting == 2
+    with pytest.raises(Saturated):
+        await gate.enter()
+    second.cancel()  # a waiter that gives up frees its queue place
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    gate.leave()  # the slot passes to 'a'
+    await first
+    gate.leave()
+    assert order == ["a"] and gate.inflight == 0 and gate.waiting == 0

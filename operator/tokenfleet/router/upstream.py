@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 
 import aiohttp
 
@@ -35,27 +36,42 @@ class ColdStartTimeout(Exception):
 
 
 class Gate:
-    """At most ``concurrency`` calls in flight; at most ``queue`` more waiting; beyond that, saturated."""
+    """At most ``concurrency`` calls in flight; at most ``queue`` more waiting (FIFO); beyond that, saturated."""
 
     def __init__(self, concurrency: int, queue: int):
-        self._sem = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
         self.queue = queue
-        self.waiting = 0
+        self.inflight = 0
+        self._waiters: deque[asyncio.Future] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     async def enter(self) -> None:
-        if self._sem.locked():
-            if self.waiting >= self.queue:
-                raise Saturated()
-            self.waiting += 1
-            try:
-                await self._sem.acquire()
-            finally:
-                self.waiting -= 1
-        else:
-            await self._sem.acquire()
+        if self.inflight < self.concurrency and not self._waiters:
+            self.inflight += 1
+            return
+        if len(self._waiters) >= self.queue:
+            raise Saturated()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # leave() hands its slot over: inflight stays counted
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # the slot arrived as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
 
     def leave(self) -> None:
-        self._sem.release()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.inflight -= 1
 
 
 class Tier:
