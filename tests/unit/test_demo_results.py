@@ -10,7 +10,7 @@ from tokenfleet.demo.pods import PodProcess
 from tokenfleet.demo.report import render
 from tokenfleet.demo.traffic import Outcome
 from tokenfleet.replay import Request
-from tests.unit.test_demo_pods import FLEET, rendered, tiers  # noqa: F401 - fixtures
+from tests.unit.test_demo_pods import rendered, tiers  # noqa: F401 - fixtures
 
 
 @pytest.mark.parametrize("start, end, lo, hi, expected", [

@@ -37,7 +37,7 @@ def test_plan_prints_json_with_every_stage_and_the_break_even(files, capsys):
     assert out["stages"][-1]["saving_usd"] == pytest.approx(-36.5)  # the cache service costs, saves no GPU here
     assert out["break_even"]["break_even_requests_per_day"] == pytest.approx(784.75 / 1051.2 * 2880)
     page = html.read_text()
-    assert page.count("<svg") == 2 and "C_infra" in page and "<script" not in page
+    assert page.count("<svg") == 3 and "C_infra" in page and "<script" not in page
 
 
 def test_plan_prints_tables_by_default(files, capsys):

@@ -25,7 +25,7 @@ def replica_chart(run: DemoRun) -> str:
     series = [Series(name.removesuffix("-engine") + " (desired)", tuple((t, float(d)) for t, d, _ in points),
                      step=True)
               for name, points in sorted(run.timeline.items()) if name.endswith("-engine")]
-    return line_chart(series, "Engine replicas", "seconds since the traffic began", "replicas")
+    return line_chart(series, "Engine replicas", "seconds since the traffic began", "replicas", counts=True)
 
 
 def cache_table(run: DemoRun) -> str:

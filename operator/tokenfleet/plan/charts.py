@@ -97,37 +97,73 @@ def bar_chart(categories: list[str], series: list[Series], title: str, y_label: 
     return _svg(parts + _legend(series), title)
 
 
-def line_chart(series: list[Series], title: str, x_label: str, y_label: str, log_x: bool = False) -> str:
-    """Lines (or steps) of (x, y) points on shared axes; ``log_x`` for volumes spanning decades."""
+def _log_axis(values: list[float]) -> tuple[float, float, list[tuple[float, str]]]:
+    """(low, high) in log10 units rounded out to decades, and a tick at each decade."""
+    positive = [v for v in values if v > 0] or [1.0]
+    lo, hi = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    hi = hi if hi > lo else lo + 1
+    return float(lo), float(hi), [(float(k), _fmt(10.0 ** k)) for k in range(lo, hi + 1)]
+
+
+def _grid(parts: list[str], ticks: list[tuple[float, str]], lo: float, hi: float, vertical: bool) -> None:
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    points = [p for s in series for p in s.values]
-    xs = [p[0] for p in points] or [0.0, 1.0]
-    fx = (lambda v: math.log10(max(v, 1e-9))) if log_x else (lambda v: v)
-    x_lo, x_hi = min(fx(x) for x in xs), max(fx(x) for x in xs)
-    x_hi = x_hi if x_hi > x_lo else x_lo + 1.0
-    y_max = nice_max(max((p[1] for p in points), default=1.0))
-    parts = _frame(y_max, y_label)
+    for value, label in ticks:
+        share = (value - lo) / (hi - lo)
+        if vertical:  # x ticks; the last one ends at the plot's edge so that it is not cut off
+            x = LEFT + plot_w * share
+            anchor = "end" if share >= 0.999 else "middle"
+            parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}" font-size="11">'
+                         f'{label}</text>')
+        else:
+            y = TOP + plot_h - plot_h * share
+            parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+            parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{label}</text>')
 
-    def px(x: float) -> float:
-        return LEFT + plot_w * (fx(x) - x_lo) / (x_hi - x_lo)
 
-    def py(y: float) -> float:
-        return TOP + plot_h - plot_h * y / y_max
+def line_chart(series: list[Series], title: str, x_label: str, y_label: str, log: bool = False,
+               counts: bool = False) -> str:
+    """Lines (or steps) of (x, y) points on shared axes; ``log``: both axes in decades.
 
-    for i in range(5):
-        v = x_lo + (x_hi - x_lo) * i / 4
-        label = _fmt(10 ** v) if log_x else _fmt(v)
-        parts.append(f'<text x="{LEFT + plot_w * i / 4:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-                     f'font-size="11">{label}</text>')
-    parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - BOTTOM + 32}" text-anchor="middle" '
-                 f'font-size="12">{escape(x_label)}</text>')
+    ``counts``: whole-number y ticks, and each series drawn a little higher than the one before,
+    so that series with equal values (three tiers at one replica) stay visible.
+    """
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    points = [p for s in series for p in s.values] or [(0.0, 0.0), (1.0, 1.0)]
+    f = (lambda v: math.log10(max(v, 1e-12))) if log else (lambda v: v)
+    if log:
+        x_lo, x_hi, x_ticks = _log_axis([p[0] for p in points])
+        y_lo, y_hi, y_ticks = _log_axis([p[1] for p in points])
+    else:
+        x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
+        x_hi = x_hi if x_hi > x_lo else x_lo + 1.0
+        x_ticks = [(x_lo + (x_hi - x_lo) * i / 4, _fmt(round(x_lo + (x_hi - x_lo) * i / 4, 1))) for i in range(5)]
+        y_lo, y_hi = 0.0, nice_max(max(p[1] for p in points))
+        if counts:
+            y_hi = float(max(1, math.ceil(max(p[1] for p in points) + 0.5)))
+        steps = int(y_hi) if counts else 5
+        y_ticks = [(y_hi * i / steps, _fmt(y_hi * i / steps)) for i in range(steps + 1)]
+    parts = [f'<text x="14" y="{TOP + plot_h / 2:.1f}" font-size="12" text-anchor="middle" '
+             f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{escape(y_label)}</text>',
+             f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - BOTTOM + 32}" text-anchor="middle" '
+             f'font-size="12">{escape(x_label)}</text>']
+    _grid(parts, y_ticks, y_lo, y_hi, vertical=False)
+    _grid(parts, x_ticks, x_lo, x_hi, vertical=True)
     for j, s in enumerate(series):
-        color = s.color or PALETTE[j % len(PALETTE)]
+        lift = 0.02 * j * (y_hi - y_lo) if counts else 0.0
         coords = []
         for k, (x, y) in enumerate(s.values):
             if s.step and k:
-                coords.append(f"{px(x):.1f},{py(s.values[k - 1][1]):.1f}")
-            coords.append(f"{px(x):.1f},{py(y):.1f}")
+                coords.append(_point(x, s.values[k - 1][1], lift, f, (x_lo, x_hi, y_lo, y_hi)))
+            coords.append(_point(x, y, lift, f, (x_lo, x_hi, y_lo, y_hi)))
+        color = s.color or PALETTE[j % len(PALETTE)]
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(coords)}">'
                      f'<title>{escape(s.name)}</title></polyline>')
     return _svg(parts + _legend(series), title)
+
+
+def _point(x: float, y: float, lift: float, f, box: tuple[float, float, float, float]) -> str:
+    x_lo, x_hi, y_lo, y_hi = box
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    px = LEFT + plot_w * (f(x) - x_lo) / (x_hi - x_lo)
+    py = TOP + plot_h - plot_h * ((f(y) - y_lo) / (y_hi - y_lo)) - plot_h * lift / (y_hi - y_lo)
+    return f"{px:.1f},{py:.1f}"

@@ -110,12 +110,12 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _split_chart(plan: Plan) -> str:
-    cats = [LABELS[s.name] for s in plan.stages]
-    series = [Series(n, tuple(getattr(s, k) for s in plan.stages), c)
+def _split_chart(stages: list[Stage], title: str) -> str:
+    cats = [LABELS[s.name] for s in stages]
+    series = [Series(n, tuple(getattr(s, k) for s in stages), c)
               for n, k, c in (("C_input", "c_input", SPLIT_COLORS[0]), ("C_output", "c_output", SPLIT_COLORS[1]),
                               ("C_infra", "c_infra", SPLIT_COLORS[2]))]
-    return bar_chart(cats, series, "Monthly cost by lever", "USD per month")
+    return bar_chart(cats, series, title, "USD per month")
 
 
 def _break_even_chart(be: BreakEven) -> str:
@@ -123,7 +123,7 @@ def _break_even_chart(be: BreakEven) -> str:
     volumes = [top / 10 ** (k / 4) for k in range(16, -1, -1)]
     return line_chart([Series("self-hosted", tuple((v, be.self_cost(v)) for v in volumes)),
                        Series("API", tuple((v, be.api_cost(v)) for v in volumes))],
-                      "Self-hosting against the API", "requests per day", "USD per month", log_x=True)
+                      "Self-hosting against the API", "requests per day", "USD per month", log=True)
 
 
 def html(plan: Plan, trace_name: str, be: BreakEven | None = None) -> str:
@@ -137,7 +137,10 @@ def html(plan: Plan, trace_name: str, be: BreakEven | None = None) -> str:
     parts = [
         f"<h1>tokenfleet plan: {escape(plan.fleet)}</h1>",
         "".join(f"<p>{escape(line.strip())}</p>" for line in headline(plan, trace_name)[1:]),
-        "<h2>Each lever against the stage before</h2>", _split_chart(plan),
+        "<h2>Each lever against the stage before</h2>",
+        _split_chart(list(plan.stages), "Monthly cost by lever"),
+        "<p>The same from + batching on (where any vLLM deployment starts):</p>",
+        _split_chart(list(plan.stages[1:]), "Monthly cost by lever, from + batching on"),
         _table(["lever", "what changes", "USD/month", "$/1M tokens", "saving", "C_input", "C_output", "C_infra"],
                stage_rows),
         "<h2>The fleet as written, per tier</h2>",
