@@ -72,7 +72,7 @@ def test_an_engine_deployment_runs_the_emulator_configured_from_its_model_tier(r
 
 
 def test_an_engine_without_its_model_tier_is_refused(rendered, tmp_path):
-    with pytest.raises(UnsupportedWorkload, match="ModelTier"):
+    with pytest.raises(pods.NotYet, match="ModelTier llama-1b-int4 is not known yet"):
         pods.local_process(rendered["Deployment/llama-1b-int4-engine"], python="py", port=1, pod_dir=tmp_path,
                            resolve=resolve, tier_spec=None)
 
@@ -96,7 +96,7 @@ def test_the_router_gets_its_config_map_as_a_file_with_local_service_urls(render
 
 
 def test_the_router_waits_for_its_config_map(rendered, tmp_path):
-    with pytest.raises(UnsupportedWorkload, match="ConfigMap chat-router"):
+    with pytest.raises(pods.NotYet, match="ConfigMap chat-router"):
         pods.local_process(rendered["Deployment/chat-router"], python="py", port=1, pod_dir=tmp_path,
                            resolve=resolve, config_maps={})
 

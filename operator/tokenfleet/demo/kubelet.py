@@ -181,6 +181,9 @@ class Kubelet:
         for _ in range(start):
             try:
                 await self._start_pod(dep, template, config_maps)
+            except rules.NotYet as err:
+                log.debug("%s; next pass", err)
+                return
             except rules.UnsupportedWorkload as err:
                 self._problem(str(err))
                 return

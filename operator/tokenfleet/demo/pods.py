@@ -36,6 +36,10 @@ class UnsupportedWorkload(ValueError):
     """A Deployment whose container the demo cannot run as a local process."""
 
 
+class NotYet(UnsupportedWorkload):
+    """A pod that needs an object (ConfigMap, ModelTier) the API does not hold yet: try again later."""
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How the demo runs engine emulators (see ``tokenfleet emulate-engine --help``)."""
@@ -118,7 +122,7 @@ def config_map_files(deployment: dict, container: dict, config_maps: dict[str, d
             continue
         cm = config_maps.get(source["name"])
         if cm is None:
-            raise UnsupportedWorkload(f"ConfigMap {source['name']} (volume {mount['name']}) not found yet")
+            raise NotYet(f"ConfigMap {source['name']} (volume {mount['name']}) not found yet")
         data = cm.get("data") or {}
         items = source.get("items") or [{"key": k, "path": k} for k in sorted(data)]
         for item in items:
@@ -137,9 +141,11 @@ def engine_process(deployment: dict, tier_spec, python: str, port: int, options:
     """``vllm serve`` -> ``tokenfleet emulate-engine`` with the ModelTier's model, GPU and batch settings."""
     labels = deployment["metadata"].get("labels") or {}
     tier = labels.get(TIER_LABEL)
-    if tier is None or tier_spec is None:
-        raise UnsupportedWorkload(f"Deployment {deployment['metadata']['name']}: runs vllm but its ModelTier "
-                                  f"({tier or 'label ' + TIER_LABEL + ' missing'}) is not known")
+    if tier is None:
+        raise UnsupportedWorkload(f"Deployment {deployment['metadata']['name']}: runs vllm without the label "
+                                  f"{TIER_LABEL}")
+    if tier_spec is None:
+        raise NotYet(f"Deployment {deployment['metadata']['name']}: its ModelTier {tier} is not known yet")
     args = tier_args(tier, tier_spec, host="127.0.0.1", port=port, startup_delay=options.startup_delay,
                      time_scale=options.time_scale)
     return PodProcess((python, "-m", "tokenfleet", "emulate-engine", *args), {}, port,
