@@ -233,7 +233,7 @@ class HttpConnection(asyncio.Protocol):
                 await handlers.completion(core, kind, request.authorization, lambda limit: _body(request, limit), out)
                 return
             if path == "/v1/models" or path in handlers.SIMPLE:
-                if request.method not in (b"GET", b"HEAD"):
+                if request.method != b"GET":
                     raise errors.method_not_allowed(request.method.decode("latin-1"))
                 if path == "/v1/models":
                     status, headers, body = handlers.models(core, request.authorization)
