@@ -66,3 +66,15 @@ def test_plan_names_a_missing_trace_column(files, capsys, tmp_path):
     bad.write_text("time,prompt,output\n1,2,3\n")
     assert main(["plan", "-f", str(fleet), "--trace", str(bad), "--html", str(html)]) == 1
     assert "expected TIMESTAMP, ContextTokens, GeneratedTokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--baseline-batch", "0", "--baseline-batch must be at least 1"),
+    ("--peak-window", "0", "--peak-window must be > 0"),
+    ("--small-tier-share", "1.5", "--small-tier-share must be in (0, 1]"),
+])
+def test_plan_refuses_assumptions_out_of_range(files, capsys, flag, value, message):
+    fleet, trace, html = files
+    assert main(["plan", "-f", str(fleet), "--trace", str(trace), "--html", str(html), flag, value]) == 1
+    assert message in capsys.readouterr().err
+

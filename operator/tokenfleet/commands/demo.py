@@ -48,6 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from tokenfleet.demo.run import DemoOptions, main
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    for flag, value in (("--duration", args.duration), ("--rps", args.rps), ("--start-timeout", args.start_timeout),
+                        ("--autoscale-interval", args.autoscale_interval)):
+        if value <= 0:
+            print(f"error: {flag} must be > 0, not {value:g}", file=sys.stderr)
+            return 2
+    if args.startup_delay < 0:
+        print("error: --startup-delay must be >= 0", file=sys.stderr)
+        return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tokenfleet-demo-"))
     options = DemoOptions(duration=args.duration, rps=args.rps, fleet_file=args.filename, trace=args.trace,
                           startup_delay=args.startup_delay, autoscale_interval=args.autoscale_interval,

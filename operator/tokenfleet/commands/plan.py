@@ -47,7 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="seconds from asking for a replica until it serves (default 90)")
     a.add_argument("--cpu-hourly-usd", type=float, default=model.CPU_HOURLY_USD,
                    help="price of a vCPU-hour for the router and cache (default 0.05)")
-    a.add_argument("--hours-per-month", type=float, default=model.HOURS_PER_MONTH, help="default 730")
+    a.add_argument("--hours-per-month", type=float, default=model.HOURS_PER_MONTH,
+                   help="hours in a billing month (default 730, the cloud providers' month)")
     a.add_argument("--seed", type=int, default=0, help="seed of the cache-hit and tier draws (default 0)")
     api = parser.add_argument_group("break-even against an API (both or neither)")
     api.add_argument("--api-price-input", type=float, metavar="USD", help="API price per 1M prompt tokens")

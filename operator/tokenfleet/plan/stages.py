@@ -136,10 +136,24 @@ def resolve_shares(fleet: FleetInput, a: Assumptions) -> tuple[float, ...]:
     return tuple(shares)
 
 
+def check(a: Assumptions) -> None:
+    """PlanError naming the flag of the first assumption out of range."""
+    rules = [(a.baseline_max_num_seqs >= 1, "--baseline-batch must be at least 1"),
+             (a.peak_window > 0, "--peak-window must be > 0"),
+             (a.startup_seconds >= 0, "--startup-seconds must be >= 0"),
+             (a.cpu_hourly_usd >= 0, "--cpu-hourly-usd must be >= 0"),
+             (a.hours_per_month > 0, "--hours-per-month must be > 0"),
+             (0 < a.small_tier_share <= 1, "--small-tier-share must be in (0, 1]")]
+    for ok, message in rules:
+        if not ok:
+            raise PlanError(message)
+
+
 def build_plan(fleet: FleetInput, requests: list[Request], a: Assumptions = Assumptions()) -> Plan:
     """Every stage of the waterfall for ``fleet`` on ``requests`` (see plan.model)."""
     if not requests:
         raise PlanError("the trace has no requests")
+    check(a)
     shares = resolve_shares(fleet, a)
     hit = a.cache_hit_rate if a.cache_hit_rate is not None else (
         DEFAULT_CACHE_HIT_RATE if fleet.cache is not None else 0.0)
