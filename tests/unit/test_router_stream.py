@@ -40,7 +40,7 @@ def text_of(events: list) -> str:
 @FRONTS
 async def test_streams_pass_through_chunk_by_chunk_with_usage_when_asked(front):
     small = FakeTier("small", token_delay=0.02)
-    async with fleet(small, front=front) as (url, _):
+    async with fleet(small, front=front) as (url, core):
         stream = await client(url).chat.completions.create(
             model="chat", messages=HELLO, stream=True, stream_options={"include_usage": True})
         chunks = [c async for c in stream]
@@ -54,6 +54,8 @@ async def test_streams_pass_through_chunk_by_chunk_with_usage_when_asked(front):
     assert events[-1] == "[DONE]" and all("usage" not in e for e in events[:-1])  # not asked: dropped
     assert text_of(comp_events) == "Hello there, friend." and comp_events[-1] == "[DONE]"
     assert all(b["stream_options"]["include_usage"] for b in small.bodies)  # the router always counts
+    ttft = core.metrics.histograms["time_to_first_token_seconds"][("small",)]
+    assert sum(ttft[0]) == 3 and ttft[1] / 3 >= 0.02  # first token, not the role chunk sent at once
 
 
 async def test_a_stream_is_judged_on_its_first_tokens_and_escalated_before_release():

@@ -7,6 +7,7 @@ and a failure after release ends it with an in-stream error event and ``[DONE]``
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
@@ -230,6 +231,14 @@ async def run_stream(core: "RouterCore", call: Call) -> AsyncIterator[Head | byt
     raise att.give_up()
 
 
+_TEXT = re.compile(rb'"(content|text)"\s*:\s*"[^"]')
+
+
+def _has_text(event: bytes) -> bool:
+    """The event carries generated text (not only a role, a finish reason or usage): first-token time."""
+    return _TEXT.search(event) is not None
+
+
 async def _release(core: "RouterCore", call: Call, tier: Tier, judged: bool, events: AsyncIterator[bytes],
                    buffered: list[bytes], partial: list[tuple[Tier, int]]) -> AsyncIterator[Head | bytes]:
     """Send the kept stream: buffered events first, then the rest as they come; bill and cache at the end."""
@@ -242,14 +251,14 @@ async def _release(core: "RouterCore", call: Call, tier: Tier, judged: bool, eve
         for event in buffered:
             out = relay.feed(event)
             if out is not None:
-                if first:
+                if first and _has_text(out):
                     core.metrics.first_token(tier.name, time.perf_counter() - call.started)
                     first = False
                 yield out
         async for event in events:
             out = relay.feed(event)
             if out is not None:
-                if first:
+                if first and _has_text(out):
                     core.metrics.first_token(tier.name, time.perf_counter() - call.started)
                     first = False
                 yield out
