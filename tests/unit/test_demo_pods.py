@@ -86,7 +86,7 @@ def test_the_router_gets_its_config_map_as_a_file_with_local_service_urls(render
     assert argv[:4] == ["py", "-m", "tokenfleet", "router"]
     config_path = argv[argv.index("--config") + 1]
     assert config_path == str(tmp_path / "config" / "router.json")
-    assert argv[argv.index("--port") + 1] == "5555"
+    assert argv[argv.index("--port") + 1] == "5555" and argv[argv.index("--host") + 1] == "127.0.0.1"
     config = json.loads(proc.files["config/router.json"])
     urls = {t["name"]: t["url"] for t in config["tiers"]}
     assert urls["llama-1b-int4"] == "http://127.0.0.1:9001/v1"
@@ -104,7 +104,7 @@ def test_the_router_waits_for_its_config_map(rendered, tmp_path):
 def test_the_cache_runs_its_command_with_its_environment(rendered, tmp_path):
     proc = pods.local_process(rendered["Deployment/shared-cache-cache"], python="py", port=7777, pod_dir=tmp_path,
                               resolve=resolve)
-    assert list(proc.argv) == ["py", "-m", "tokenfleet", "cache", "--port", "7777"]
+    assert list(proc.argv) == ["py", "-m", "tokenfleet", "cache", "--port", "7777", "--host", "127.0.0.1"]
     policy = json.loads(proc.env["TOKENFLEET_CACHE_POLICY"])
     assert policy["semantic"]["similarityThreshold"] == 0.92
 

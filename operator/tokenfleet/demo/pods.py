@@ -6,7 +6,7 @@ processes of this machine:
 - ``vllm serve`` (a ModelTier's engine) -> ``tokenfleet emulate-engine`` configured from the
   ModelTier (``tokenfleet.engine.settings.tier_args``), since vLLM needs a GPU;
 - ``tokenfleet <command> ...`` (router, cache) -> the same command with this interpreter, its
-  ``--port`` moved to a free local port and paths under a ConfigMap mount moved into the pod's
+  ``--port`` moved to a free local port on 127.0.0.1 (``--host``) and paths under a ConfigMap mount moved into the pod's
   directory, where the ConfigMap's files are written with in-cluster Service URLs
   (``http://<svc>.<ns>.svc:<port>``) rewritten to the local proxy of that Service.
 """
@@ -164,7 +164,7 @@ def tokenfleet_process(deployment: dict, container: dict, python: str, port: int
                 arg = str(pod_dir / volume) + arg[len(mount_path):]
                 break
         local.append(arg)
-    local = replace_flag(local, "--port", str(port))
+    local = replace_flag(replace_flag(local, "--port", str(port)), "--host", "127.0.0.1")  # never beyond loopback
     return PodProcess((python, "-m", "tokenfleet", *local), container_env(container, resolve), port,
                       ready_path(container), files)
 
