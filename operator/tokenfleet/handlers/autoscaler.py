@@ -108,7 +108,7 @@ class OperatorMetrics:
         p = "tokenfleet_operator_"
         return cls(
             Gauge(p + "desired_replicas", "Replicas the autoscaler asks for.", labels, registry=registry),
-            Gauge(p + "replicas", "Replicas the engine Deployment runs.", labels, registry=registry),
+            Gauge(p + "replicas", "Ready replicas of the engine Deployment.", labels, registry=registry),
             Gauge(p + "hourly_cost_usd", "Replicas x GPUs x GPU price per hour.", labels, registry=registry),
             Gauge(p + "tokens_per_second", "Prompt plus generated tokens per second.", labels, registry=registry),
             Gauge(p + "cost_per_million_tokens", "Hourly cost / (tokens/s x 3600) x 1e6.", labels, registry=registry),
@@ -187,7 +187,8 @@ class Autoscaler:
         patch = status_patch(obj.get("status"), status)
         if patch:
             self.kube.patch_status(API_VERSION, KIND, namespace, name, patch)
-        self._export(namespace, name, decision, policy)
+        ready = int(((deployment.get("status") or {}).get("readyReplicas")) or 0)
+        self._export(namespace, name, decision, policy, ready)
         return decision
 
     def _scale(self, obj: dict, deployment: dict, current: int, decision: Decision) -> None:
@@ -209,10 +210,10 @@ class Autoscaler:
             self.kube.create_event(obj, type="Warning", reason=SCALING_CONFLICT,
                                    message=next(c["message"] for c in conditions if c["type"] == SCALING_CONFLICT))
 
-    def _export(self, namespace: str, name: str, decision: Decision, policy: ScalingPolicy) -> None:
+    def _export(self, namespace: str, name: str, decision: Decision, policy: ScalingPolicy, ready: int) -> None:
         s = self.series
         s.desired.labels(namespace, name).set(decision.replicas)
-        s.replicas.labels(namespace, name).set(decision.replicas)
+        s.replicas.labels(namespace, name).set(ready)  # serving now; below desired while pods start or fail
         s.hourly_cost.labels(namespace, name).set(decision.replicas * policy.replica_hourly_usd)
         if decision.tokens_per_second is not None:
             s.tokens.labels(namespace, name).set(decision.tokens_per_second)

@@ -119,12 +119,18 @@ def speed_up(address: str, time_scale: float) -> None:
     urllib.request.urlopen(req, timeout=10).read()
 
 
-def decisions(operator: OperatorProcess, namespace: str, tier: str, reason: str) -> float:
-    """tokenfleet_operator_scaling_decisions_total for one tier and reason, from the operator's /metrics."""
-    pattern = re.compile(r'^tokenfleet_operator_scaling_decisions_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+def metric(operator: OperatorProcess, name: str, **labels: str) -> float | None:
+    """The value of one series on the operator's /metrics (None when absent)."""
+    pattern = re.compile(rf'^{re.escape(name)}\{{(?P<labels>[^}}]*)\}} (?P<value>\S+)$')
     for line in operator.metrics().splitlines():
         m = pattern.match(line)
-        if m and all(f'{k}="{v}"' in m["labels"] for k, v in
-                     (("namespace", namespace), ("tier", tier), ("reason", reason))):
+        if m and all(f'{k}="{v}"' in m["labels"] for k, v in labels.items()):
             return float(m["value"])
-    return 0.0
+    return None
+
+
+def decisions(operator: OperatorProcess, namespace: str, tier: str, reason: str) -> float:
+    """tokenfleet_operator_scaling_decisions_total for one tier and reason."""
+    found = metric(operator, "tokenfleet_operator_scaling_decisions_total", namespace=namespace, tier=tier,
+                   reason=reason)
+    return found or 0.0

@@ -6,7 +6,7 @@ import time
 
 import yaml
 
-from tests.integration.autoscaler.conftest import MODEL, decisions, engines, load, scraped, speed_up
+from tests.integration.autoscaler.conftest import MODEL, decisions, engines, load, metric, scraped, speed_up
 from tests.integration.operator.operator_harness import wait_for
 from tests.support.procs import stop
 from tokenfleet import API_VERSION
@@ -61,6 +61,10 @@ def test_queued_requests_on_the_engines_scale_the_deployment_up(cluster, ns, ope
         scaled = cluster.events(ns, "chat", "ScaledUp")
         assert scaled and all(e["type"] == "Normal" and "QueueHigh" in e["message"] for e in scaled)
         assert decisions(operator, ns, "chat", "QueueHigh") >= 1
+        series = {name: metric(operator, f"tokenfleet_operator_{name}", namespace=ns, tier="chat")
+                  for name in ("desired_replicas", "replicas", "hourly_cost_usd", "cost_per_million_tokens")}
+        assert series["desired_replicas"] == 4 and series["hourly_cost_usd"] == 4 * 0.80
+        assert series["replicas"] is not None and series["cost_per_million_tokens"] > 0
         table = cluster.kubectl("get", "modeltiers", "-n", ns)
         header, row = table.splitlines()[:2]
         assert "REPLICAS" in header and "$/1M TOK" in header
