@@ -5,32 +5,32 @@ Role in each of watchNamespaces; "clusterRules" are for cluster-scoped resources
 */}}
 
 {{- define "tokenfleet.rbac.namespacedRules" -}}
-# The three kinds: read, and patch for kopf's finalizer and progress annotations.
+# The three kinds: read, and patch for kopf's progress annotations and finalizer.
 - apiGroups: [tokenfleet.io]
   resources: [modeltiers, cachepolicies, inferencefleets]
   verbs: [get, list, watch, patch]
 # Their status: conditions, observedGeneration, replicas, cost per token.
 - apiGroups: [tokenfleet.io]
   resources: [modeltiers/status, cachepolicies/status, inferencefleets/status]
-  verbs: [get, patch, update]
-# Children: engine, cache and router Deployments (replicas of engines belong to the autoscaler).
+  verbs: [get, patch]
+# Children carry blockOwnerDeletion owner references, which the API server only accepts from
+# a client that may update the owner's finalizers.
+- apiGroups: [tokenfleet.io]
+  resources: [modeltiers/finalizers, cachepolicies/finalizers, inferencefleets/finalizers]
+  verbs: [update]
+# Children: engine, cache and router Deployments (the autoscaler patches engines' replicas).
+# Removal goes through owner references (garbage collection), so no delete.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [apps]
-  resources: [deployments/scale]
-  verbs: [get, patch, update]
+  verbs: [get, list, watch, create, patch]
 # Children: Services of every workload, the router's ConfigMap.
 - apiGroups: [""]
   resources: [services, configmaps]
-  verbs: [get, list, watch, create, patch, update, delete]
-# Events on the custom resources (both APIs: kopf and the kubernetes client differ).
+  verbs: [get, list, watch, create, patch]
+# Events on the custom resources (core/v1, as kopf and kube.py post them).
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 # Conflict detection: an HPA or a KEDA ScaledObject on an engine Deployment means hands off.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]

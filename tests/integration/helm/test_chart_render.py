@@ -27,16 +27,15 @@ KINDS = ("modeltiers", "cachepolicies", "inferencefleets")
 NAMESPACED_GRANTS = {
     ("tokenfleet.io", kind, verb) for kind in KINDS for verb in ("get", "list", "watch", "patch")
 } | {
-    ("tokenfleet.io", f"{kind}/status", verb) for kind in KINDS for verb in ("get", "patch", "update")
+    ("tokenfleet.io", f"{kind}/status", verb) for kind in KINDS for verb in ("get", "patch")
 } | {
-    ("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch", "update", "delete")
+    ("tokenfleet.io", f"{kind}/finalizers", "update") for kind in KINDS
 } | {
-    ("apps", "deployments/scale", v) for v in ("get", "patch", "update")
+    ("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch")
 } | {
-    ("", res, v) for res in ("services", "configmaps")
-    for v in ("get", "list", "watch", "create", "patch", "update", "delete")
+    ("", res, v) for res in ("services", "configmaps") for v in ("get", "list", "watch", "create", "patch")
 } | {
-    (group, "events", v) for group in ("", "events.k8s.io") for v in ("create", "patch")
+    ("", "events", "create")
 } | {
     ("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "list", "watch")
 } | {
