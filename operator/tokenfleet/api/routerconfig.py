@@ -44,7 +44,11 @@ class CacheClientConfig(ApiModel):
     """How the router uses caches."""
 
     url: str | None = Field(default=None, description="Cache service base URL; unset: in-process cache only.")
-    timeout_ms: int = Field(default=50, ge=1, description="Cache service request timeout; past it, fail open.")
+    timeout_ms: int = Field(
+        default=100, ge=1,
+        description="Cache service request timeout; past it, fail open. Embedding and micro-batching take "
+        "a few ms on an idle node and tens of ms on a busy one, hence 100 ms.",
+    )
     local_entries: int = Field(default=10_000, ge=0, description="In-process exact LRU size; 0 disables it.")
     local_ttl_seconds: float = Field(default=300, gt=0, description="In-process entry lifetime.")
     cache_nondeterministic: bool = Field(
