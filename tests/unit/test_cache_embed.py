@@ -53,10 +53,13 @@ def test_texts_past_256_tokens_are_truncated_like_the_reference(embedder, refere
     assert float(embedder.embed([texts[longest]])[0] @ expected[longest]) >= 0.999
 
 
-def test_int8_weights_stay_close_to_the_reference(reference):
+def test_int8_weights_stay_close_to_the_reference_and_do_not_depend_on_the_batch(reference):
     texts, expected = reference
-    cosines = (Embedder(precision="int8").embed(texts) * expected).sum(axis=1)
+    int8 = Embedder(precision="int8")
+    together = int8.embed(texts)
+    cosines = (together * expected).sum(axis=1)
     assert cosines.mean() >= 0.98 and cosines.min() >= 0.95
+    assert np.abs(together - np.vstack([int8.embed([t]) for t in texts])).max() < 1e-6
 
 
 @pytest.mark.parametrize(("lengths", "groups"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -201,7 +202,7 @@ class CacheService:
                 vectors.append(record.vector)
         if entries:
             matrix = np.vstack(vectors).astype(np.float32) if vectors else None
-            self.core.put_many(entries, matrix, threads=1)
+            self.core.put_many(entries, matrix, threads=os.cpu_count() or 1)  # a rebuild uses every core
         await asyncio.sleep(0)  # let lookups run between batches of a long rebuild
 
     async def _apply_invalidate(self, tenant: str | None, model: str | None) -> None:
