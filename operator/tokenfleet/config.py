@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from tokenfleet.render import Settings
 
@@ -28,6 +29,8 @@ class OperatorConfig:
     health_port: int = 8081
     log_level: str = "INFO"
     log_format: str = "json"
+    router_resources: dict = field(default_factory=lambda: dict(Settings().router_resources))
+    cache_resources: dict | None = None  # None: derived from each CachePolicy's maxEntries
 
     def __post_init__(self) -> None:
         if self.image_pull_policy not in PULL_POLICIES:
@@ -45,7 +48,8 @@ class OperatorConfig:
     @property
     def render_settings(self) -> Settings:
         """The renderer's settings (the image the router and cache run)."""
-        return Settings(image=self.image, image_pull_policy=self.image_pull_policy)
+        return Settings(image=self.image, image_pull_policy=self.image_pull_policy,
+                        router_resources=self.router_resources, cache_resources=self.cache_resources)
 
     @property
     def clusterwide(self) -> bool:
@@ -64,7 +68,23 @@ ENV: dict[str, tuple[str, object]] = {
     "health_port": ("TOKENFLEET_HEALTH_PORT", int),
     "log_level": ("TOKENFLEET_LOG_LEVEL", lambda v: v.strip().upper()),
     "log_format": ("TOKENFLEET_LOG_FORMAT", lambda v: v.strip().lower()),
+    "router_resources": ("TOKENFLEET_ROUTER_RESOURCES", lambda v: parse_resources(v)),
+    "cache_resources": ("TOKENFLEET_CACHE_RESOURCES", lambda v: parse_resources(v)),
 }
+
+
+def parse_resources(value: str) -> dict:
+    """A container's resources as JSON: {"requests": {...}, "limits": {...}} with string quantities."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err}") from None
+    if not isinstance(parsed, dict) or not parsed or set(parsed) - {"requests", "limits"}:
+        raise ValueError('expected {"requests": {...}, "limits": {...}}')
+    for section in parsed.values():
+        if not isinstance(section, dict) or not all(isinstance(q, str) for q in section.values()):
+            raise ValueError("quantities must be strings, e.g. {\"cpu\": \"500m\", \"memory\": \"1Gi\"}")
+    return parsed
 
 
 def parse_namespaces(value: str) -> tuple[str, ...]:

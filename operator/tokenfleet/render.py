@@ -41,6 +41,7 @@ class Settings:
         default_factory=lambda: {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     )
     cache_cpu: str = "1"
+    cache_resources: dict | None = None  # replaces the requests/limits derived from maxEntries
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ def build_modeltier(meta: Meta, spec: ModelTierSpec, settings: Settings = Settin
         "port": spec.engine.port,
         "port_name": ENGINE_PORT_NAME,
         "hf_token": spec.model.hf_token_secret_ref,
+        "resources": engine_resources(spec),
     }
     return [_template("engine-deployment.yaml.j2", **ctx), _template("engine-service.yaml.j2", **ctx)]
 
@@ -254,6 +256,24 @@ def build_modeltier(meta: Meta, spec: ModelTierSpec, settings: Settings = Settin
 def cache_memory_limit_mib(spec: CachePolicySpec) -> int:
     """Memory for the cache service: 512 MiB of runtime and model, plus ~4 KiB per entry."""
     return 512 + (spec.semantic.max_entries * 4096) // (1024 * 1024)
+
+
+def cache_resources(spec: CachePolicySpec, settings: Settings) -> dict:
+    """The cache container's resources: the operator's setting, else derived from maxEntries."""
+    if settings.cache_resources:
+        return settings.cache_resources
+    memory = f"{cache_memory_limit_mib(spec)}Mi"
+    return {"requests": {"cpu": settings.cache_cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+def engine_resources(spec: ModelTierSpec) -> dict:
+    """The vLLM container's resources: the user's CPU/memory plus the GPUs of spec.gpu.count."""
+    gpus = {"nvidia.com/gpu": str(spec.gpu.count)}
+    user = spec.engine.resources
+    return {
+        "requests": {**(user.requests if user else {}), **gpus},
+        "limits": {**(user.limits if user else {}), **gpus},
+    }
 
 
 def build_cachepolicy(meta: Meta, spec: CachePolicySpec, settings: Settings = Settings()) -> list[dict]:
@@ -269,7 +289,7 @@ def build_cachepolicy(meta: Meta, spec: CachePolicySpec, settings: Settings = Se
         "policy_json": json.dumps(spec.to_wire(), sort_keys=True),
         "settings": settings,
         "port": CACHE_PORT,
-        "memory_mib": cache_memory_limit_mib(spec),
+        "resources": cache_resources(spec, settings),
     }
     return [_template("cache-deployment.yaml.j2", **ctx), _template("cache-service.yaml.j2", **ctx)]
 

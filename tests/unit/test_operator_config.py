@@ -1,6 +1,7 @@
 """Operator settings from the environment and flags, and the kopf settings and handlers they produce."""
 
 import argparse
+import json
 import logging
 
 import kopf
@@ -121,3 +122,19 @@ def test_the_memo_carries_shared_state_and_the_error_counter():
     with memo.locks.hold(("ModelTier", "ns", "a")):
         with memo.locks.hold(("ModelTier", "ns", "b")):
             pass
+
+
+@pytest.mark.parametrize("raw,ok", [
+    ('{"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}', True),
+    ('{"requests": {"cpu": 2}}', False),
+    ('{"cpu": "2"}', False),
+    ('not json', False),
+    ('{}', False),
+])
+def test_workload_resources_come_from_json_env(raw, ok):
+    env = {"TOKENFLEET_CACHE_RESOURCES": raw}
+    if ok:
+        assert from_env(env).render_settings.cache_resources == json.loads(raw)
+    else:
+        with pytest.raises(ValueError, match="TOKENFLEET_CACHE_RESOURCES"):
+            from_env(env)

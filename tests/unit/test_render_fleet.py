@@ -98,3 +98,13 @@ def test_memory_store_has_no_redis_env():
     deployment, _ = build_cachepolicy(Meta("c"), CachePolicySpec())
     names = [e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]]
     assert names == ["TOKENFLEET_CACHE_POLICY"]
+
+
+def test_operator_setting_replaces_the_derived_cache_resources():
+    from tokenfleet.render import Settings
+
+    derived, _ = build_cachepolicy(Meta("c"), CachePolicySpec.model_validate({"semantic": {"maxEntries": 1_000_000}}))
+    assert derived["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"memory": "4418Mi"}
+    fixed = {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    custom, _ = build_cachepolicy(Meta("c"), CachePolicySpec(), Settings(cache_resources=fixed))
+    assert custom["spec"]["template"]["spec"]["containers"][0]["resources"] == fixed

@@ -140,3 +140,18 @@ def test_unknown_gpu_type_needs_its_memory():
 def test_overlong_names_are_refused():
     with pytest.raises(RenderError, match="metadata.name"):
         build_modeltier(Meta("x" * 60), spec_with())
+
+
+def test_engine_cpu_and_memory_sit_next_to_the_gpus():
+    spec = spec_with(engine={"resources": {"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "96Gi"}}},
+                     gpu={"count": 2})
+    resources = build_modeltier(Meta("t"), spec)[0]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "2"},
+                         "limits": {"memory": "96Gi", "nvidia.com/gpu": "2"}}
+
+
+def test_gpus_cannot_be_set_through_engine_resources():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="spec.gpu.count"):
+        spec_with(engine={"resources": {"limits": {"nvidia.com/gpu": "4"}}})

@@ -108,6 +108,22 @@ class GpuSpec(ApiModel):
     )
 
 
+class ResourcesSpec(ApiModel):
+    """CPU and memory for a container (the GPUs come from spec.gpu)."""
+
+    requests: dict[str, str] = Field(
+        default_factory=dict, description="Resource requests, e.g. {cpu: \"8\", memory: 64Gi}."
+    )
+    limits: dict[str, str] = Field(default_factory=dict, description="Resource limits, e.g. {memory: 96Gi}.")
+
+    @model_validator(mode="after")
+    def _no_gpus_here(self) -> "ResourcesSpec":
+        for section in (self.requests, self.limits):
+            if "nvidia.com/gpu" in section:
+                raise ValueError("set GPUs with spec.gpu.count, not in engine.resources")
+        return self
+
+
 class EngineSpec(ApiModel):
     """How the vLLM engine runs."""
 
@@ -131,6 +147,11 @@ class EngineSpec(ApiModel):
         default_factory=list, description="Further vLLM arguments, appended after the generated ones."
     )
     port: int = Field(default=8000, ge=1, le=65535, description="Port the engine serves HTTP and /metrics on.")
+    resources: ResourcesSpec | None = Field(
+        default=None,
+        description="CPU and memory requests/limits of the vLLM container, next to its GPUs. Unset: none "
+        "(the GPU request alone places the pod).",
+    )
 
 
 class ScalingSpec(ApiModel):

@@ -12,6 +12,7 @@ from tests.integration.helm.conftest import (
     pod_specs, run,
 )
 from tests.support.procs import REPO
+from tokenfleet.config import from_env
 
 K8S_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())  # the chart's kubeVersion floor, and the newest
 # Kinds kubernetes-validate has no schema for; test_chart_monitoring and the peering test check their shapes.
@@ -281,6 +282,15 @@ def test_operator_gets_exactly_its_settings_from_values():
     assert probe == {"path": "/healthz", "port": "health"}
 
 
+def test_workload_resources_reach_the_operator_as_json_it_accepts():
+    docs = helm_template(sets=("operator.cacheResources.requests.cpu=2000m", "operator.cacheResources.limits.memory=8Gi",
+                               "operator.routerResources.requests.cpu=250m"))
+    env = env_of(docs)
+    config = from_env(env)
+    assert config.cache_resources == {"requests": {"cpu": "2000m"}, "limits": {"memory": "8Gi"}}
+    assert config.render_settings.router_resources == {"requests": {"cpu": "250m"}}
+
+
 def test_default_image_is_the_app_version_and_a_digest_wins():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert operator_container(helm_template())["image"] == f"ghcr.io/tokenfleet/tokenfleet:{chart['appVersion']}"
@@ -342,7 +352,9 @@ def test_the_operator_accepts_the_settings_the_chart_gives_it(scenario):
 
     name, docs = scenario
     env = env_of(docs)
-    assert set(env) == {var for var, _ in config.ENV.values()}, "chart and operator disagree on the settings"
+    known = {var for var, _ in config.ENV.values()}
+    optional = {"TOKENFLEET_ROUTER_RESOURCES", "TOKENFLEET_CACHE_RESOURCES"}  # set only when values give them
+    assert set(env) <= known and known - optional <= set(env), "chart and operator disagree on the settings"
     cfg = config.from_env(env)  # raises on a value the operator would refuse at start-up
     assert cfg.image == env["TOKENFLEET_IMAGE"]
     assert cfg.peering == env["TOKENFLEET_PEERING"]
