@@ -1,6 +1,6 @@
 """Cache benchmark (not in CI): false hits and recall on paraphrase data, lookup latency at 100k and 1M entries.
 
-    python bench/cache.py                       # everything (about 10 minutes on 2 cores)
+    python bench/cache.py                       # everything (about 15 minutes on 2 quiet cores)
     python bench/cache.py --sizes 100000 --no-http
 
 Quality: SemEval STS forum pairs (../shared/data/paraphrase), score >= 4 = same meaning, <= 2 =
