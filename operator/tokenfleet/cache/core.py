@@ -30,7 +30,7 @@ class CacheConfig:
     exact_ttl: float = 3600.0
     semantic_enabled: bool = True
     semantic_ttl: float = 86400.0
-    threshold: float = 0.92
+    threshold: float = 0.79  # the CachePolicy default, calibrated in docs/cache.md
     max_entries: int = 1_000_000
     guard: bool = True
     candidates: int = 4  # nearest neighbours checked against threshold and guard
