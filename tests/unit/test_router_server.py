@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from test_router_app import fleet
-from test_router_fakes import FakeTier
+from tests.support.router import FakeTier, fleet
 
 CHAT = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "temperature": 1}).encode()
 

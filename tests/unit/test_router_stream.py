@@ -7,10 +7,8 @@ import asyncio
 import httpx
 import orjson
 
-
-from test_router_app import DET, FRONTS, HELLO, client, config, fleet, post, router_at
-from test_router_fakes import FakeTier, serve
 from tests.support.procs import free_port
+from tests.support.router import DET, FRONTS, HELLO, FakeTier, client, config, fleet, post, router_at, serve
 
 
 async def raw_stream(url: str, body: dict, path: str = "/v1/chat/completions") -> tuple[httpx.Response, list]:

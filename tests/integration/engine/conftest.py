@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
-from tests.support.procs import free_port, running, tokenfleet_cmd
-
-
-@contextlib.contextmanager
-def emulator(tmp_path, *args: str, ready_path: str = "/health"):
-    """Start ``tokenfleet emulate-engine`` with ``args``; yield its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = tokenfleet_cmd("emulate-engine", "--port", str(port), *args)
-    with running(cmd, ready_url=base + ready_path, log_path=tmp_path / f"engine-{port}.log"):
-        yield base
+from tests.support.engines import emulator
 
 
 @pytest.fixture(scope="module")

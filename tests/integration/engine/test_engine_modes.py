@@ -10,8 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.engine.conftest import emulator
-from tests.integration.engine.test_engine_server import metric_values
+from tests.support.engines import emulator, metric_values
 from tests.support.procs import tokenfleet_cmd
 
 pytestmark = pytest.mark.timeout(60)

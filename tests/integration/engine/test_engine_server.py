@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import urllib.request
 
 import httpx
 import openai
 import pytest
 
+from tests.support.engines import metric_values
 from tokenfleet.engine import text
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,18 +18,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture()
 def client(engine):
     return openai.OpenAI(base_url=engine + "/v1", api_key="unused", max_retries=0)
-
-
-def metric_values(base: str) -> dict[str, float]:
-    """Every sample of /metrics as {'name{labels}': value}."""
-    out = {}
-    with urllib.request.urlopen(base + "/metrics") as resp:
-        body = resp.read().decode()
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
 
 
 def test_chat_completion_reports_usage_and_a_complete_answer(client):

@@ -2,45 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import urllib.request
-
 import pytest
 
-from tests.support.procs import free_port, running, tokenfleet_cmd
+from tests.support.engines import emulator, router
 
 KEYS = {"sk-alpha": "alpha", "sk-beta": "beta"}
-
-
-@contextlib.contextmanager
-def emulator(log_dir, name: str, *args: str):
-    """``tokenfleet emulate-engine`` serving model ``name``; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = tokenfleet_cmd("emulate-engine", "--port", str(port), "--model", name, *args)
-    with running(cmd, ready_url=base + "/health", log_path=log_dir / f"engine-{name}-{port}.log"):
-        yield base
-
-
-@contextlib.contextmanager
-def router(log_dir, *args: str):
-    """``tokenfleet router`` with ``args``; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), *args)
-    with running(cmd, ready_url=base + "/readyz", log_path=log_dir / f"router-{port}.log"):
-        yield base
-
-
-def stats(base: str) -> dict:
-    """The emulator's call counters."""
-    with urllib.request.urlopen(base + "/_emulator/stats", timeout=5) as resp:
-        return json.load(resp)
-
-
-def calls(base: str) -> int:
-    return stats(base)["total"]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +17,9 @@ def logs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def engines(logs):
     """A weak cheap tier and a strong expensive one, 50x faster than real time."""
-    with emulator(logs, "small", "--parameters-b", "1", "--capability", "0.3", "--time-scale", "50") as small, \
-            emulator(logs, "big", "--gpu-type", "nvidia-h100", "--capability", "0.95", "--time-scale", "50") as big:
+    with emulator(logs, "--model", "small", "--parameters-b", "1", "--capability", "0.3", "--time-scale", "50") \
+            as small, emulator(logs, "--model", "big", "--gpu-type", "nvidia-h100", "--capability", "0.95",
+                               "--time-scale", "50") as big:
         yield {"small": small, "big": big}
 
 

@@ -11,7 +11,7 @@ import uuid
 import openai
 import pytest
 
-from tests.integration.router.conftest import calls, emulator, router
+from tests.support.engines import calls, emulator, router
 
 KEY = "sk-alpha"
 
@@ -135,7 +135,7 @@ def test_a_dead_tier_is_skipped(logs, engines):
 
 
 def test_an_engine_failing_with_5xx_is_skipped(logs, engines):
-    with emulator(logs, "flaky", "--fail-rate", "1", "--instant") as flaky, \
+    with emulator(logs, "--model", "flaky", "--fail-rate", "1", "--instant") as flaky, \
             router(logs, "--tier", f"flaky={flaky}", "--tier", f"big={engines['big']}", "--mode", "fixed") as base:
         raw = sync_client(base).chat.completions.with_raw_response.create(model="auto", messages=ask("hi"),
                                                                           max_tokens=8)

@@ -1,4 +1,4 @@
-"""Inline OpenAI-compatible upstreams for the router's unit tests: they count calls and answer as told."""
+"""Router test helpers: inline OpenAI-compatible upstreams that count their calls, and a router in front of them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import json
 
+import httpx
+import openai
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,6 +16,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.procs import free_port
+from tokenfleet.api.routerconfig import RouterConfig
+from tokenfleet.router.app import build_app
+from tokenfleet.router.server import RouterServer
+from tokenfleet.router.settings import RouterSettings
 
 
 class FakeTier:
@@ -128,3 +135,68 @@ async def serve(app, port: int | None = None):
         yield running[2]
     finally:
         await stop(running)
+
+
+# --------------------------------------------------------------------------- a router in front of fakes
+
+DET = {"temperature": 0}
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+def config(tiers: list[tuple[str, str]], *, tier_extra: dict | None = None, **fields) -> RouterConfig:
+    extra = tier_extra or {}
+    data = {"fleet": "chat", "tiers": [{"name": n, "url": u + "/v1", "servedModel": n, **extra.get(n, {})}
+                                       for n, u in tiers], **fields}
+    return RouterConfig.model_validate(data)
+
+
+@contextlib.asynccontextmanager
+async def router_at(cfg: RouterConfig, keys: dict | None = None, front: str = "native"):
+    """The router on a free port: the native server (what the CLI runs) or the ASGI app; yields (URL, core)."""
+    settings = RouterSettings(config=cfg, api_keys=keys)
+    if front == "asgi":
+        app = build_app(settings)
+        async with serve(app) as url:
+            yield url, app.state.core
+        return
+    server, port = RouterServer(settings), free_port()
+    await server.start("127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}", server.core
+    finally:
+        await server.stop(grace=1)
+
+
+@contextlib.asynccontextmanager
+async def fleet(*fakes: FakeTier, keys: dict | None = None, tier_extra: dict | None = None, front: str = "native",
+                **fields):
+    """Serve the fakes and a router in front of them; yields (router URL, core)."""
+    servers = list(await asyncio.gather(*[start(f.app()) for f in fakes]))
+    try:
+        cfg = config([(f.name, s[2]) for f, s in zip(fakes, servers)], tier_extra=tier_extra, **fields)
+        async with router_at(cfg, keys, front) as (url, core):
+            yield url, core
+    finally:
+        await stop(*servers)
+
+
+def client(url: str, key: str = "sk-test") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0,
+                              http_client=httpx.AsyncClient(verify=False))
+
+
+async def post(url: str, body, headers: dict | None = None, path: str = "/v1/chat/completions") -> httpx.Response:
+    async with httpx.AsyncClient(verify=False) as http:
+        if isinstance(body, (bytes, str)):
+            return await http.post(url + path, content=body, headers=headers or {})
+        return await http.post(url + path, json=body, headers=headers or {})
+
+
+def assert_openai_error(resp: httpx.Response, status: int, code: str) -> None:
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert set(error) >= {"message", "type", "code"} and error["message"]
+    assert error["code"] == code
+
+
+FRONTS = pytest.mark.parametrize("front", ["native", "asgi"])
