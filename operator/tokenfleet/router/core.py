@@ -234,8 +234,24 @@ def _parse(kind: str, raw: bytes) -> dict:
             raise errors.bad_request("each message must be an object with a 'role'", "invalid_value", "messages")
     elif not isinstance(body.get("prompt"), (str, list)):
         raise errors.bad_request("'prompt' must be a string or a list", "missing_required_parameter", "prompt")
-    for field in MAX_TOKEN_FIELDS:
+    _check_types(body)
+    return body
+
+
+NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # cache keys read them as floats
+POSITIVE_INT_FIELDS = (*MAX_TOKEN_FIELDS, "n")
+
+
+def _check_types(body: dict) -> None:
+    """The fields the router reads (cache keys, caps, streaming) have usable types; 400 otherwise."""
+    for field in POSITIVE_INT_FIELDS:
         value = body.get(field)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise errors.bad_request(f"'{field}' must be a positive integer", "invalid_value", field)
-    return body
+    for field in NUMBER_FIELDS:
+        value = body.get(field)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise errors.bad_request(f"'{field}' must be a number", "invalid_value", field)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise errors.bad_request("'stream_options' must be an object", "invalid_value", "stream_options")
