@@ -112,6 +112,22 @@ def test_tier_summary_counts_ready_tiers_and_names_unready_ones():
     assert fleet.tier_summary({"a": ready, "b": idle, "c": broken, "d": tier("d")}) == (1, ["c", "d"])
 
 
+DEPENDENCY_CASES = [
+    ("tiers and cache", {"tiers": ["a", "b"], "cachePolicyRef": "c"},
+     {("ModelTier", "ns", "a"): "f", ("ModelTier", "ns", "b"): "f", ("CachePolicy", "ns", "c"): "f"}),
+    ("no cache", {"tiers": ["a"]}, {("ModelTier", "ns", "a"): "f"}),
+    ("tiers not a list", {"tiers": "abc", "cachePolicyRef": 5}, {}),
+    ("names not strings", {"tiers": ["a", 7, None, ""]}, {("ModelTier", "ns", "a"): "f"}),
+    ("spec not a mapping", "oops", {}),
+    ("no spec", None, {}),
+]
+
+
+@pytest.mark.parametrize("name, spec, expected", DEPENDENCY_CASES, ids=[c[0] for c in DEPENDENCY_CASES])
+def test_the_dependency_index_reads_only_well_formed_names_of_a_stored_spec(name, spec, expected):
+    assert fleet.dependency_keys("ns", "f", spec) == expected
+
+
 OWNERS = [
     ([], None),
     ([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "controller": True}], None),

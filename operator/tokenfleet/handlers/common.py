@@ -26,6 +26,7 @@ from tokenfleet.conditions import (
 )
 from tokenfleet.config import OperatorConfig
 from tokenfleet.kube import Kube, api_error_message
+from tokenfleet.render import child_name
 
 
 KINDS = ("ModelTier", "CachePolicy", "InferenceFleet")
@@ -75,6 +76,36 @@ def build_memo(config: OperatorConfig, kube: Kube, registry: CollectorRegistry |
 def gone(obj: dict | None) -> bool:
     """The object no longer exists or is being deleted: nothing to reconcile."""
     return obj is None or bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+@contextlib.contextmanager
+def held(memo: kopf.Memo, kind: str, namespace: str, name: str) -> Iterator[dict | None]:
+    """The custom resource as the API serves it now, under its lock; None when it is gone or going."""
+    with memo.locks.hold((kind, namespace, name)):
+        obj = memo.kube.get(API_VERSION, kind, namespace, name)
+        yield None if gone(obj) else obj
+
+
+def apply_children(kube: Kube, kind: str, obj: dict, children: list[dict],
+                   keep: tuple[tuple[str, ...], ...] = ()) -> tuple[dict | None, Problem | None]:
+    """Apply a resource's children in order (``keep``: Deployment fields set only at creation).
+
+    Returns the resource's live Deployment (the one just applied, else the one that exists, else
+    None) and an ApplyFailed problem when the API refused a child (the children after it wait).
+    """
+    md = obj["metadata"]
+    deployment, problem = None, None
+    try:
+        for child in children:
+            is_deployment = child["kind"] == "Deployment"
+            live, _ = kube.apply(child, keep if is_deployment else ())
+            if is_deployment:
+                deployment = live
+    except ApiException as err:
+        problem = apply_problem(kind, md["name"], err)
+    if deployment is None:
+        deployment = kube.get("apps/v1", "Deployment", md["namespace"], child_name(kind, md["name"]))
+    return deployment, problem
 
 
 def write_status(memo: kopf.Memo, obj: dict, fields: dict, conditions: list[Condition],

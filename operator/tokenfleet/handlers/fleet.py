@@ -8,10 +8,10 @@ them, and their events re-reconcile those fleets (also when a tier's spec, hence
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from tokenfleet import API_VERSION, GROUP, VERSION
 from tokenfleet.api.v1alpha1 import KINDS, InferenceFleetSpec, ModelTierSpec
@@ -27,17 +27,8 @@ from tokenfleet.conditions import (
     get_condition,
 )
 from tokenfleet.config import OperatorConfig
-from tokenfleet.handlers.common import apply_problem, gone, settle, write_status
-from tokenfleet.render import (
-    ROUTER_PORT,
-    Meta,
-    RenderError,
-    Settings,
-    build_fleet,
-    child_name,
-    service_url,
-    validate_spec,
-)
+from tokenfleet.handlers.common import apply_children, gone, held, refresh, settle, write_status
+from tokenfleet.render import ROUTER_PORT, Meta, RenderError, Settings, build_fleet, service_url, validate_spec
 
 KIND = "InferenceFleet"
 PLURAL = KINDS[KIND].plural
@@ -52,7 +43,23 @@ class Dependencies:
     cache_policy_missing: bool = False
 
 
+def dependency_keys(namespace: str, name: str, spec: object) -> dict[tuple[str, str, str], str]:
+    """Pure: (kind, namespace, name) of every ModelTier and CachePolicy a fleet's raw spec names -> the fleet.
+
+    Reads the spec as stored, which need not be valid (the fleet's own handler reports that): only
+    string names count.
+    """
+    spec = spec if isinstance(spec, dict) else {}
+    tiers = spec.get("tiers") if isinstance(spec.get("tiers"), list) else []
+    keys = {("ModelTier", namespace, t): name for t in tiers if isinstance(t, str) and t}
+    ref = spec.get("cachePolicyRef")
+    if isinstance(ref, str) and ref:
+        keys[("CachePolicy", namespace, ref)] = name
+    return keys
+
+
 def fetch_dependencies(kube, namespace: str, spec: InferenceFleetSpec) -> Dependencies:
+    """The tiers and cache policy the fleet names, as they exist in its namespace now."""
     deps = Dependencies()
     for tier in spec.tiers:
         obj = kube.get(API_VERSION, "ModelTier", namespace, tier)
@@ -101,30 +108,19 @@ def tier_summary(tiers: dict[str, dict]) -> tuple[int, list[str]]:
 
 def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
     """Bring one fleet's router in line with its spec and its tiers; returns the problem, if any."""
-    kube = memo.kube
-    with memo.locks.hold((KIND, namespace, name)):
-        obj = kube.get(API_VERSION, KIND, namespace, name)
-        if gone(obj):
+    with held(memo, KIND, namespace, name) as obj:
+        if obj is None:
             return None
-        meta = Meta.from_object(obj)
         deps = Dependencies()
         try:
             spec = validate_spec(KIND, name, obj.get("spec"))
         except RenderError as err:
             problem, children = Problem(INVALID_SPEC, str(err)), []
         else:
-            deps = fetch_dependencies(kube, namespace, spec)
-            problem, children = plan(meta, spec, deps, memo.settings)
-        router = None
-        try:
-            for child in children:
-                live, _ = kube.apply(child)
-                if child["kind"] == "Deployment":
-                    router = live
-        except ApiException as err:
-            problem = apply_problem(KIND, name, err)
-        if router is None:
-            router = kube.get("apps/v1", "Deployment", namespace, child_name(KIND, name))
+            deps = fetch_dependencies(memo.kube, namespace, spec)
+            problem, children = plan(Meta.from_object(obj), spec, deps, memo.settings)
+        router, failed = apply_children(memo.kube, KIND, obj, children)
+        problem = problem or failed
         ready_tiers, unready = tier_summary(deps.tiers)
         fields = {
             "endpoint": service_url(KIND, name, namespace, ROUTER_PORT) + "/v1" if router else None,
@@ -136,19 +132,28 @@ def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Handlers: the fleet's own changes, and the index of what each fleet depends on."""
+    """Handlers: the fleet's own changes, the index of what each fleet names, and those objects' events."""
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="fleet_dependencies")
-    def fleet_dependencies(namespace: str, name: str, spec: dict, **_) -> dict:
+    def fleet_dependencies(namespace: str, name: str, body: kopf.Body, **_) -> dict:
         """(kind, namespace, name) of every ModelTier and CachePolicy a fleet names -> the fleet's name."""
-        keys = {("ModelTier", namespace, t): name for t in spec.get("tiers") or [] if isinstance(t, str)}
-        ref = spec.get("cachePolicyRef")
-        if isinstance(ref, str) and ref:
-            keys[("CachePolicy", namespace, ref)] = name
-        return keys
+        return dependency_keys(namespace, name, body.get("spec"))
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="fleet")
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="fleet")
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="fleet")
     def fleet_changed(namespace: str, name: str, memo: kopf.Memo, **_) -> None:
         settle(KIND, memo, lambda: reconcile(memo, namespace, name))
+
+    for dependency in ("ModelTier", "CachePolicy"):
+        watch_dependency(registry, dependency)
+
+
+def watch_dependency(registry: kopf.OperatorRegistry, kind: str) -> None:
+    """Every event of a ``kind`` object (spec, status, deletion) re-reconciles the fleets that name it."""
+
+    @kopf.on.event(GROUP, VERSION, KINDS[kind].plural, registry=registry, id=f"{kind.lower()}_fleets")
+    def dependency_event(namespace: str, name: str, memo: kopf.Memo, fleet_dependencies: kopf.Index,
+                         logger: logging.Logger, **_) -> None:
+        for fleet_name in sorted(set(fleet_dependencies.get((kind, namespace, name), []))):
+            refresh(KIND, memo, lambda f=fleet_name: reconcile(memo, namespace, f), logger)
