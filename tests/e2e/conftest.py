@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from kubernetes import config
 
-from tests.integration.operator.operator_harness import CRDS, Cluster, OperatorProcess
+from tests.integration.operator.operator_harness import (  # noqa: F401 (the hook records reports for ns)
+    CRDS,
+    Cluster,
+    OperatorProcess,
+    namespace_per_test,
+    pytest_runtest_makereport,
+)
 from tests.support.procs import tool
 from tokenfleet.kube import Kube
 
@@ -50,5 +56,6 @@ def operator(cluster: Cluster, tmp_path_factory) -> OperatorProcess:
 
 
 @pytest.fixture
-def ns(cluster: Cluster, operator: OperatorProcess) -> str:
-    return cluster.new_namespace("tf-e2e")
+def ns(cluster: Cluster, operator: OperatorProcess, request) -> str:
+    """A fresh namespace per test (deleted at the end); the operator's log tail is printed when a test fails."""
+    yield from namespace_per_test(cluster, operator, request, "tf-e2e")

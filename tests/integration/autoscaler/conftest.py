@@ -10,13 +10,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kubernetes import config
 
 from tests.integration.autoscaler.prom import binaries, prometheus
-from tests.integration.operator.operator_harness import CRDS, Cluster, OperatorProcess
-from tests.support.procs import free_port, running, tokenfleet_cmd, tool
-from tokenfleet.kube import Kube
-from tokenfleet.localkube import LocalKube
+from tests.integration.operator.operator_harness import (  # noqa: F401 (the hook records reports for ns)
+    Cluster,
+    OperatorProcess,
+    emulated_cluster,
+    namespace_per_test,
+    pytest_runtest_makereport,
+)
+from tests.support.procs import free_port, running, tokenfleet_cmd
 
 MODEL = "llama-8b"
 INTERVAL = "1"  # seconds between decisions
@@ -26,15 +29,9 @@ WINDOW = "5s"  # PromQL range of means and rates (1 s scrapes)
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Cluster:
     """The emulator with the repository's CRDs, and a reader over its HTTP API."""
-    if tool("kubectl") is None:
-        pytest.skip("kubectl is not installed (scripts/bootstrap.sh --test puts it in .tools/bin)")
     binaries()
-    with LocalKube() as emulator:
-        emulator.apply_crds(CRDS)
-        kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("autoscaler") / "kubeconfig")
-        api_client = config.new_client_from_config(config_file=str(kubeconfig))
-        yield Cluster(kubeconfig=kubeconfig, kube=Kube(api_client), emulator=emulator)
-        api_client.close()
+    with emulated_cluster(tmp_path_factory.mktemp("autoscaler")) as emulated:
+        yield emulated
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +57,7 @@ def operator(cluster: Cluster, prometheus_port: int, tmp_path_factory) -> Operat
 @pytest.fixture
 def ns(cluster: Cluster, operator: OperatorProcess, request) -> str:
     """A fresh namespace per test; the operator's log tail is printed when the test fails."""
-    name = cluster.new_namespace("scale")
-    yield name
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"----- operator log (tail) -----\n{operator.log_tail(8000)}")
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    setattr(item, f"rep_{outcome.get_result().when}", outcome.get_result())
+    yield from namespace_per_test(cluster, operator, request, "scale", tail=8000)
 
 
 @contextlib.contextmanager

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
+from kubernetes import config
 
 from tests.support.procs import REPO, free_port, stop, tokenfleet_cmd, tool, wait_http
 from tokenfleet import API_VERSION
 from tokenfleet.kube import Kube
+from tokenfleet.localkube import LocalKube
 
 EXAMPLES = REPO / "examples"
 CRDS = REPO / "crds"
@@ -164,3 +168,42 @@ class OperatorProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+# ---------------------------------------------------------------------- fixtures' bodies (conftests call these)
+
+
+@contextlib.contextmanager
+def emulated_cluster(directory: Path, crds: Path = CRDS) -> Iterator[Cluster]:
+    """The API emulator with ``crds`` registered, its kubeconfig in ``directory``, a reader over its HTTP API."""
+    if tool("kubectl") is None:
+        pytest.skip("kubectl is not installed (scripts/bootstrap.sh --test puts it in .tools/bin)")
+    with LocalKube() as emulator:
+        emulator.apply_crds(crds)
+        kubeconfig = emulator.write_kubeconfig(directory / "kubeconfig")
+        api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            yield Cluster(kubeconfig=kubeconfig, kube=Kube(api_client), emulator=emulator)
+        finally:
+            api_client.close()
+
+
+def namespace_per_test(cluster: Cluster, operator: OperatorProcess, request, prefix: str,
+                       tail: int = 4000) -> Iterator[str]:
+    """A fresh namespace for one test; the operator's log tail is printed when the test fails.
+
+    Needs the ``pytest_runtest_makereport`` hook below in the calling conftest.
+    """
+    name = cluster.new_namespace(prefix)
+    yield name
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"----- operator log (tail) -----\n{operator.log_tail(tail)}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item (``item.rep_call``), for ``namespace_per_test``."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
