@@ -74,3 +74,59 @@ def test_min_le_max_replicas_is_a_cel_rule_in_the_crd():
     spec = CRDS["tokenfleet.io_modeltiers.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     rules = spec["properties"]["spec"]["properties"]["scaling"]["x-kubernetes-validations"]
     assert {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"} in rules
+
+
+# The field paths issue 2 makes public API: they must stay exactly as named.
+PUBLIC_PATHS = {
+    "ModelTier": [
+        "model.source", "model.servedName", "model.parametersB", "model.maxModelLen",
+        "quantization.weights", "quantization.kvCache",
+        "gpu.type", "gpu.count", "gpu.hourlyCostUSD",
+        "engine.image", "engine.maxNumSeqs", "engine.maxNumBatchedTokens", "engine.prefixCaching",
+        "engine.gpuMemoryUtilization", "engine.extraArgs",
+        "scaling.minReplicas", "scaling.maxReplicas", "scaling.targetCostPerMillionTokens",
+        "scaling.maxQueuePerReplica", "scaling.maxKvCacheUsage", "scaling.scaleToZeroAfter",
+    ],
+    "CachePolicy": [
+        "exact", "semantic.enabled", "semantic.similarityThreshold", "semantic.ttl", "semantic.maxEntries", "store",
+    ],
+    "InferenceFleet": [
+        "tiers", "cachePolicyRef", "routing.mode", "routing.cascade", "routing.complexity",
+        "coalescing", "tokens", "budget", "auth",
+    ],
+}
+
+
+def spec_node(kind: str, path: str) -> dict | None:
+    crd = CRDS[f"tokenfleet.io_{KINDS[kind].plural}.yaml"]
+    node = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for part in path.split("."):
+        node = (node.get("properties") or {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+@pytest.mark.parametrize("kind,path", [(k, p) for k, paths in PUBLIC_PATHS.items() for p in paths])
+def test_every_public_field_path_is_in_the_crd_with_a_description(kind, path):
+    node = spec_node(kind, path)
+    assert node is not None, f"{kind} spec.{path} is public API and must stay"
+    assert node.get("description")
+
+
+def test_precisions_are_exactly_the_documented_enums():
+    assert spec_node("ModelTier", "quantization.weights")["enum"] == ["none", "fp8", "int8", "awq", "gptq", "int4"]
+    assert spec_node("ModelTier", "quantization.kvCache")["enum"] == ["auto", "fp8"]
+
+
+@pytest.mark.parametrize("kind,path,bound,value", [
+    ("ModelTier", "gpu.count", "minimum", 1),
+    ("ModelTier", "gpu.hourlyCostUSD", "minimum", 0),
+    ("ModelTier", "scaling.targetCostPerMillionTokens", "minimum", 0),
+    ("ModelTier", "scaling.minReplicas", "minimum", 0),
+    ("ModelTier", "scaling.maxReplicas", "minimum", 0),
+    ("CachePolicy", "semantic.similarityThreshold", "minimum", 0),
+    ("CachePolicy", "semantic.similarityThreshold", "maximum", 1),
+])
+def test_ranges_are_in_the_schema(kind, path, bound, value):
+    assert spec_node(kind, path)[bound] == value
