@@ -94,3 +94,44 @@ def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "tokenfleet", "--help"], capture_output=True, text=True).stdout
     for command in ("demo", "plan", "render", "crds", "operator", "router", "cache", "emulate-engine"):
         assert command in out
+
+
+EVERY_OPTION = """
+apiVersion: tokenfleet.io/v1alpha1
+kind: ModelTier
+metadata: {name: gated, namespace: ml, uid: 11111111-1111-1111-1111-111111111111}
+spec:
+  model: {source: hf://meta-llama/Llama-3.1-8B-Instruct, servedName: llama, parametersB: 8,
+          hfTokenSecretRef: {name: hf, key: token}}
+  quantization: {weights: fp8, kvCache: fp8}
+  gpu: {type: acme-x1, count: 2, memoryGiB: 48, hourlyCostUSD: 1.5, nodeSelector: {pool: gpu}}
+  engine: {maxNumSeqs: 64, prefixCaching: false, extraArgs: [--enforce-eager],
+           resources: {requests: {cpu: "8", memory: 64Gi}, limits: {memory: 96Gi}}}
+  replicas: 2
+---
+apiVersion: tokenfleet.io/v1alpha1
+kind: CachePolicy
+metadata: {name: shared, namespace: ml, uid: 22222222-2222-2222-2222-222222222222}
+spec:
+  store: {type: redis, redisSecretRef: {name: redis, key: url}}
+  replicas: 3
+---
+apiVersion: tokenfleet.io/v1alpha1
+kind: InferenceFleet
+metadata: {name: chat, namespace: ml, uid: 33333333-3333-3333-3333-333333333333}
+spec:
+  tiers: [gated]
+  cachePolicyRef: shared
+  tokens: {maxOutputTokens: {gated: 256}}
+  auth: {apiKeysSecretRef: {name: keys, key: lines}}
+"""
+
+
+def test_every_optional_branch_renders_objects_that_pass_strict_validation():
+    from tokenfleet.render import render_documents
+
+    objects = render_documents(list(yaml.safe_load_all(EVERY_OPTION)))
+    assert len(objects) == 7
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        assert obj["metadata"]["ownerReferences"][0]["uid"].startswith(("1", "2", "3"))
