@@ -20,6 +20,7 @@ from tokenfleet.api.routerconfig import CONFIG_KEY, CacheClientConfig, RouterCon
 from tokenfleet.api.v1alpha1 import CachePolicySpec, InferenceFleetSpec, ModelTierSpec, parse_spec
 from tokenfleet.gpus import GPU_TYPES, estimate_memory_fit
 from tokenfleet.perf import profile_for_tier, token_prices
+from tokenfleet.vllmserve import engine_resources, gpu_node_selector, initial_replicas, vllm_args
 
 ENGINE_PORT_NAME = "http"
 CACHE_PORT = 8080
@@ -149,65 +150,13 @@ def _check_name(kind: str, meta: Meta) -> None:
 # --------------------------------------------------------------------------- ModelTier
 
 
-def quantization_flag(weights: str, gpu_type: str) -> str | None:
-    """vLLM --quantization value for a weight precision on a GPU type (None: no flag).
-
-    awq and gptq use vLLM's Marlin kernels on GPUs of compute capability 8.0 and above
-    (the fast path vLLM itself recommends) and the plain kernels elsewhere; int8 means
-    W8A8 checkpoints in the compressed-tensors format; int4 quantizes 16-bit weights at
-    load time with bitsandbytes.
-    """
-    gpu = GPU_TYPES.get(gpu_type)
-    marlin = gpu is not None and gpu.compute_capability >= 8.0
-    return {
-        "none": None,
-        "fp8": "fp8",
-        "int8": "compressed-tensors",
-        "awq": "awq_marlin" if marlin else "awq",
-        "gptq": "gptq_marlin" if marlin else "gptq",
-        "int4": "bitsandbytes",
-    }[weights]
-
-
-def vllm_args(name: str, spec: ModelTierSpec) -> list[str]:
-    """Arguments after ``vllm serve``: the model, then flags derived from the spec, then extraArgs."""
-    args = [
-        spec.model.hf_id,
-        "--served-model-name", spec.model.served_name or name,
-        "--port", str(spec.engine.port),
-        "--tensor-parallel-size", str(spec.gpu.count),
-        "--max-model-len", str(spec.model.max_model_len),
-        "--gpu-memory-utilization", str(spec.engine.gpu_memory_utilization),
-    ]
-    quant = quantization_flag(spec.quantization.weights, spec.gpu.type)
-    if quant:
-        args += ["--quantization", quant]
-    if spec.quantization.kv_cache != "auto":
-        args += ["--kv-cache-dtype", spec.quantization.kv_cache]
-    if spec.engine.max_num_seqs is not None:
-        args += ["--max-num-seqs", str(spec.engine.max_num_seqs)]
-    if spec.engine.max_num_batched_tokens is not None:
-        args += ["--max-num-batched-tokens", str(spec.engine.max_num_batched_tokens)]
-    if not spec.engine.prefix_caching:
-        args.append("--no-enable-prefix-caching")
-    return args + list(spec.engine.extra_args)
-
-
-def gpu_node_selector(spec: ModelTierSpec) -> dict[str, str]:
-    """Node labels for the tier's GPU: the user's, or GPU feature discovery's product label."""
-    if spec.gpu.node_selector:
-        return dict(spec.gpu.node_selector)
-    gpu = GPU_TYPES.get(spec.gpu.type)
-    return {"nvidia.com/gpu.product": gpu.product_label} if gpu else {}
-
-
-def gpu_memory_fit(spec: ModelTierSpec):
-    """The memory estimate for one replica of the tier (see tokenfleet.gpus)."""
+def gpu_memory_fit(name: str, spec: ModelTierSpec):
+    """The memory estimate for one replica of the tier ``name`` (see tokenfleet.gpus)."""
     gpu = GPU_TYPES.get(spec.gpu.type)
     memory = spec.gpu.memory_gib or (gpu.memory_gib if gpu else None)
     if memory is None:
         raise RenderError(
-            f"spec.gpu.memoryGiB: GPU type {spec.gpu.type!r} is not in the catalogue "
+            f"ModelTier {name}: spec.gpu.memoryGiB: GPU type {spec.gpu.type!r} is not in the catalogue "
             f"({', '.join(GPU_TYPES)}); set spec.gpu.memoryGiB and spec.gpu.hourlyCostUSD"
         )
     return estimate_memory_fit(
@@ -221,17 +170,10 @@ def gpu_memory_fit(spec: ModelTierSpec):
     )
 
 
-def initial_replicas(spec: ModelTierSpec) -> int:
-    """Replicas at creation: the pin, or at least one (so a new tier proves it starts) within bounds."""
-    if spec.replicas is not None:
-        return spec.replicas
-    return min(max(spec.scaling.min_replicas, 1), spec.scaling.max_replicas)
-
-
 def build_modeltier(meta: Meta, spec: ModelTierSpec, settings: Settings = Settings()) -> list[dict]:
     """Deployment (vllm serve) and Service for a ModelTier."""
     _check_name("ModelTier", meta)
-    gpu_memory_fit(spec)  # unknown GPU types without memoryGiB are an error here
+    gpu_memory_fit(meta.name, spec)  # unknown GPU types without memoryGiB are an error here
     ctx = {
         "name": child_name("ModelTier", meta.name),
         "namespace": meta.namespace,
@@ -264,16 +206,6 @@ def cache_resources(spec: CachePolicySpec, settings: Settings) -> dict:
         return settings.cache_resources
     memory = f"{cache_memory_limit_mib(spec)}Mi"
     return {"requests": {"cpu": settings.cache_cpu, "memory": memory}, "limits": {"memory": memory}}
-
-
-def engine_resources(spec: ModelTierSpec) -> dict:
-    """The vLLM container's resources: the user's CPU/memory plus the GPUs of spec.gpu.count."""
-    gpus = {"nvidia.com/gpu": str(spec.gpu.count)}
-    user = spec.engine.resources
-    return {
-        "requests": {**(user.requests if user else {}), **gpus},
-        "limits": {**(user.limits if user else {}), **gpus},
-    }
 
 
 def build_cachepolicy(meta: Meta, spec: CachePolicySpec, settings: Settings = Settings()) -> list[dict]:
@@ -378,12 +310,22 @@ def build_fleet(
 # --------------------------------------------------------------------------- documents
 
 
-def render_documents(docs: list[dict], settings: Settings = Settings()) -> list[dict]:
-    """Render every tokenfleet resource in ``docs`` (fleets resolve tiers from the same documents)."""
-    ours = [d for d in docs if isinstance(d, dict) and d.get("apiVersion") == API_VERSION]
-    parsed: dict[str, dict[tuple[str, str], object]] = {"ModelTier": {}, "CachePolicy": {}, "InferenceFleet": {}}
+def _fitting(meta: Meta, spec: ModelTierSpec, settings: Settings) -> list[dict]:
+    """A tier's children, or a RenderError where the operator would create none (the model does not fit)."""
+    fit = gpu_memory_fit(meta.name, spec)
+    if not fit.fits:
+        raise RenderError(f"ModelTier {meta.name}: spec.gpu: {fit.message(spec.gpu.type, spec.gpu.count)} "
+                          "(the operator creates no Deployment and reports InsufficientGPUMemory)")
+    return build_modeltier(meta, spec, settings)
+
+
+def _parse_documents(docs: list[dict]) -> tuple[dict[str, dict], list[str]]:
+    """kind -> {(namespace, name): (meta, spec)} of the tokenfleet resources in ``docs``, and the problems."""
+    parsed: dict[str, dict] = {"ModelTier": {}, "CachePolicy": {}, "InferenceFleet": {}}
     errors: list[str] = []
-    for doc in ours:
+    for doc in docs:
+        if not isinstance(doc, dict) or doc.get("apiVersion") != API_VERSION:
+            continue
         kind, meta = doc.get("kind"), Meta.from_object(doc)
         if kind not in parsed:
             errors.append(f"{kind} {meta.name}: kind: not a tokenfleet.io kind")
@@ -392,23 +334,38 @@ def render_documents(docs: list[dict], settings: Settings = Settings()) -> list[
             parsed[kind][(meta.namespace, meta.name)] = (meta, validate_spec(kind, meta.name, doc.get("spec")))
         except RenderError as err:
             errors.append(str(err))
+    return parsed, errors
+
+
+def render_documents(docs: list[dict], settings: Settings = Settings()) -> list[dict]:
+    """Render every tokenfleet resource in ``docs`` (fleets resolve tiers from the same documents).
+
+    What it returns is what the operator applies; every resource the operator would refuse (a bad
+    spec, a model too large for its GPUs, a fleet naming what is not there) is one line of the
+    RenderError.
+    """
+    parsed, errors = _parse_documents(docs)
     if errors:
         raise RenderError("\n".join(errors))
     out: list[dict] = []
+
+    def build(fn, *args) -> None:
+        try:
+            out.extend(fn(*args))
+        except RenderError as err:
+            errors.append(str(err))
+
     for meta, spec in parsed["ModelTier"].values():
-        out += build_modeltier(meta, spec, settings)
+        build(_fitting, meta, spec, settings)
     for meta, spec in parsed["CachePolicy"].values():
-        out += build_cachepolicy(meta, spec, settings)
+        build(build_cachepolicy, meta, spec, settings)
     for meta, spec in parsed["InferenceFleet"].values():
         tiers = {n: s for (ns, n), (_, s) in parsed["ModelTier"].items() if ns == meta.namespace}
         if spec.cache_policy_ref and (meta.namespace, spec.cache_policy_ref) not in parsed["CachePolicy"]:
             errors.append(
                 f"InferenceFleet {meta.name}: spec.cachePolicyRef: CachePolicy {spec.cache_policy_ref!r} not found"
             )
-        try:
-            out += build_fleet(meta, spec, tiers, settings)
-        except RenderError as err:
-            errors.append(str(err))
+        build(build_fleet, meta, spec, tiers, settings)
     if errors:
         raise RenderError("\n".join(errors))
     return out

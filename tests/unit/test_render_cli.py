@@ -135,3 +135,35 @@ def test_every_optional_branch_renders_objects_that_pass_strict_validation():
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         assert obj["metadata"]["ownerReferences"][0]["uid"].startswith(("1", "2", "3"))
+
+
+REFUSED_BY_THE_OPERATOR = """
+apiVersion: tokenfleet.io/v1alpha1
+kind: ModelTier
+metadata: {name: huge}
+spec:
+  model: {source: org/m, parametersB: 405}
+  gpu: {type: nvidia-l4}
+---
+apiVersion: tokenfleet.io/v1alpha1
+kind: ModelTier
+metadata: {name: odd}
+spec:
+  model: {source: org/m, parametersB: 1}
+  gpu: {type: acme-x1}
+---
+apiVersion: tokenfleet.io/v1alpha1
+kind: ModelTier
+metadata: {name: fine}
+spec:
+  model: {source: org/m, parametersB: 1}
+"""
+
+
+def test_what_the_operator_would_not_create_is_an_error_for_each_resource():
+    result = render("-f", "-", stdin=REFUSED_BY_THE_OPERATOR)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "ModelTier huge: spec.gpu: model does not fit on 1 x nvidia-l4: needs" in result.stderr
+    assert "InsufficientGPUMemory" in result.stderr
+    assert "ModelTier odd: spec.gpu.memoryGiB:" in result.stderr  # both reported, not only the first
+    assert "fine" not in result.stderr

@@ -3,7 +3,8 @@
 import pytest
 
 from tokenfleet.api.v1alpha1 import ModelTierSpec
-from tokenfleet.render import Meta, RenderError, build_modeltier, initial_replicas, vllm_args
+from tokenfleet.render import Meta, RenderError, build_modeltier
+from tokenfleet.vllmserve import initial_replicas, vllm_args
 
 BASE = {"model": {"source": "hf://org/model", "parametersB": 8}, "gpu": {"type": "nvidia-h100"}}
 

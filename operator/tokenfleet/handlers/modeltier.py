@@ -27,7 +27,7 @@ def plan(obj: dict, settings: Settings) -> tuple[Problem | None, list[dict], Mod
     meta = Meta.from_object(obj)
     try:
         spec = validate_spec(KIND, meta.name, obj.get("spec"))
-        fit = gpu_memory_fit(spec)
+        fit = gpu_memory_fit(meta.name, spec)
         children = build_modeltier(meta, spec, settings)
     except RenderError as err:
         return Problem(INVALID_SPEC, str(err)), [], None, None
