@@ -12,7 +12,7 @@ from tests.support.router import DET, FRONTS, HELLO, FakeTier, client, config, f
 
 
 async def raw_stream(url: str, body: dict, path: str = "/v1/chat/completions") -> tuple[httpx.Response, list]:
-    """The response and its events as they arrive: parsed chunks, then the string '[DONE]'."""
+    """The response and its events as they arrive: parsed chunks, comments as str, then the string '[DONE]'."""
     events = []
     async with httpx.AsyncClient(verify=False) as http:
         async with http.stream("POST", url + path, json={**body, "stream": True}) as resp:
@@ -22,8 +22,15 @@ async def raw_stream(url: str, body: dict, path: str = "/v1/chat/completions") -
                 while b"\n\n" in buffer:
                     event, buffer = buffer.split(b"\n\n", 1)
                     data = event.removeprefix(b"data: ")
-                    events.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
+                    events.append(event.decode() if event.startswith(b":") else
+                                  "[DONE]" if data == b"[DONE]" else orjson.loads(data))
     return resp, events
+
+
+def cost_of(events: list) -> float:
+    """The cost comment a stream ends with, just before [DONE]."""
+    assert events[-1] == "[DONE]" and events[-2].startswith(": x-tokenfleet-cost-usd: "), events[-3:]
+    return float(events[-2].rsplit(" ", 1)[1])
 
 
 def text_of(events: list) -> str:
@@ -97,6 +104,32 @@ async def test_streaming_still_streams_with_caching_coalescing_and_cascading_on(
     assert big.calls == 1
 
 
+async def test_a_stream_ends_with_its_cost_as_a_comment_and_followers_and_replays_cost_nothing():
+    small = FakeTier("small", token_delay=0.05)
+    prices = {"small": {"inputCostPerMillion": 1.0, "outputCostPerMillion": 4.0}}
+    async with fleet(small, tier_extra=prices) as (url, core):
+        body = {"model": "chat", "messages": HELLO, **DET}
+        (leader, led), (follower, followed) = await asyncio.gather(raw_stream(url, body), raw_stream(url, body))
+        replay, replayed = await raw_stream(url, body)
+    assert small.calls == 1 and {leader.headers["x-tokenfleet-cache"], follower.headers["x-tokenfleet-cache"]} == \
+        {"miss", "coalesced"} and replay.headers["x-tokenfleet-cache"] == "local"
+    costs = {r.headers["x-tokenfleet-cache"]: cost_of(e) for r, e in ((leader, led), (follower, followed))}
+    assert costs["miss"] == round((10 * 1.0 + 5 * 4.0) / 1e6, 8) == round(core.budget.spend, 8)
+    assert costs["coalesced"] == 0.0 and cost_of(replayed) == 0.0
+
+
+async def test_an_escalated_stream_bills_the_judged_opening_and_the_kept_stream():
+    small, big = FakeTier("small", logprob=-3.0), FakeTier("big")
+    prices = {"small": {"outputCostPerMillion": 1e6}, "big": {"outputCostPerMillion": 2e6}}  # $1 and $2 a token
+    routing = {"mode": "cascade", "cascade": {"judgeTokens": 2}}
+    async with fleet(small, big, routing=routing, tier_extra=prices) as (url, core):
+        resp, events = await raw_stream(url, {"model": "chat", "messages": HELLO})
+        tokens = dict(core.metrics.counters["tokens"])
+    assert resp.headers["x-tokenfleet-tier"] == "big"
+    assert tokens[("small", "output", "default")] == 2 and tokens[("big", "output", "default")] == 5
+    assert cost_of(events) == 2 * 1.0 + 5 * 2.0
+
+
 async def test_a_stream_that_breaks_after_release_ends_well_formed():
     small = FakeTier("small", break_after=2)
     async with fleet(small) as (url, _):
@@ -152,7 +185,7 @@ async def test_a_tier_that_does_not_start_in_time_answers_503():
 @FRONTS
 async def test_a_client_that_leaves_mid_stream_stops_the_upstream_call(front):
     small = FakeTier("small", tokens=tuple(f" t{i}" for i in range(40)), token_delay=0.05)
-    async with fleet(small, front=front) as (url, _):
+    async with fleet(small, front=front) as (url, core):
         async with httpx.AsyncClient(verify=False) as http:
             async with http.stream("POST", url + "/v1/chat/completions",
                                    json={"model": "chat", "messages": HELLO, "stream": True}) as resp:
@@ -161,4 +194,6 @@ async def test_a_client_that_leaves_mid_stream_stops_the_upstream_call(front):
         await asyncio.sleep(0.5)
         produced = small.streamed_tokens
         await asyncio.sleep(0.3)
+        billed = core.metrics.counters["tokens"][("small", "output", "default")]
     assert produced < 40 and small.streamed_tokens == produced  # nothing generated after the router let go
+    assert billed >= 1  # what was generated before the client left is still billed

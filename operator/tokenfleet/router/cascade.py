@@ -66,6 +66,13 @@ class Head:
     json: bool = False  # an error body follows instead of events
 
 
+@dataclass(slots=True)
+class Cost:
+    """What a streamed answer cost (USD), known only at its end: the item before its final ``[DONE]``."""
+
+    usd: float
+
+
 def payload_for(call: Call, tier: Tier, judge: bool) -> bytes:
     """The upstream body: served model name, clamped max_tokens, logprobs and usage the router needs."""
     body = clamp_max_tokens({**call.body, "model": tier.endpoint.served_model}, tier.endpoint.max_output_tokens)
@@ -97,6 +104,11 @@ class Attempts:
         if reason == "low_confidence":
             self.escalations += 1
 
+    def failed(self, pos: int, why: str) -> None:
+        """The tier at ``pos`` gave no usable answer: remember why, count it, try the next."""
+        self.failures.append(why)
+        self.move_on(pos, "tier_error")
+
     def give_up(self) -> errors.RouterError:
         if self.saturated:
             return errors.saturated()
@@ -106,6 +118,31 @@ class Attempts:
         spec = self.core.config.routing.cascade
         return is_confident(confidence(values, spec.confidence), spec.threshold)
 
+    async def open(self, pos: int, tier: Tier, fn, *, hold: bool = False):
+        """``fn()`` inside the tier's gate; None when the tier is skipped (saturated or failed, counted)."""
+        try:
+            return await call_with_gate(self.core.upstream, tier, fn, hold=hold)
+        except Saturated:
+            self.saturated += 1
+            self.move_on(pos, "saturated")
+        except TierFailed as err:
+            self.failed(pos, str(err))
+        except ColdStartTimeout as err:
+            raise errors.cold_start_timeout(err.tier, err.waited) from None
+        return None
+
+
+def _answer(body: bytes) -> tuple[dict, list[dict]] | None:
+    """(response, choices) of a tier's 200 body; None when it is not a chat or completion object."""
+    try:
+        response = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        return None
+    return response, choices
+
 
 async def run_unary(core: "RouterCore", call: Call) -> Reply:
     """Ask tiers in order until one gives an answer that is kept."""
@@ -114,28 +151,17 @@ async def run_unary(core: "RouterCore", call: Call) -> Reply:
         tier = core.tiers[index]
         judge = att.judging(pos)
         payload = payload_for(call, tier, judge)
-        try:
-            status, body = await call_with_gate(core.upstream, tier,
-                                                lambda: core.upstream.post(tier, call.path, payload))
-        except Saturated:
-            att.saturated += 1
-            att.move_on(pos, "saturated")
+        result = await att.open(pos, tier, lambda: core.upstream.post(tier, call.path, payload))
+        if result is None:
             continue
-        except TierFailed as err:
-            att.failures.append(str(err))
-            att.move_on(pos, "tier_error")
-            continue
-        except ColdStartTimeout as err:
-            raise errors.cold_start_timeout(err.tier, err.waited) from None
+        status, body = result
         if status != 200:  # the tier refused the request itself (4xx): the client's to see
             return Reply(status, body, tier.name, cost=att.cost)
-        try:
-            response = orjson.loads(body)
-            choices = response["choices"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            att.failures.append(f"{tier.name}: malformed response")
-            att.move_on(pos, "tier_error")
+        answer = _answer(body)
+        if answer is None:
+            att.failed(pos, f"{tier.name}: malformed response")
             continue
+        response, choices = answer
         att.cost += core.bill(tier, call.tenant, response.get("usage"))
         if judge:
             if not att.confident(token_logprobs(choices[0]) if choices else []):
@@ -149,13 +175,8 @@ async def run_unary(core: "RouterCore", call: Call) -> Reply:
     raise att.give_up()
 
 
-class _Judged(Exception):
-    """The stream's first tokens were not confident enough."""
-
-
-async def _judge(events: AsyncIterator[bytes], buffered: list[bytes], att: Attempts, tier: Tier) -> None:
-    """Buffer events until judgeTokens tokens (or the end); raise _Judged when confidence is low."""
-    wanted = att.core.config.routing.cascade.judge_tokens
+async def _opening(events: AsyncIterator[bytes], buffered: list[bytes], wanted: int, tier: Tier) -> list[float]:
+    """Buffer events until ``wanted`` tokens of choice 0 (or the end); their logprobs."""
     values: list[float] = []
     try:
         async for event in events:
@@ -165,63 +186,56 @@ async def _judge(events: AsyncIterator[bytes], buffered: list[bytes], att: Attem
                 continue
             if data == b"[DONE]":
                 break
-            chunk = orjson.loads(data)
-            for choice in chunk.get("choices") or ():
+            for choice in orjson.loads(data).get("choices") or ():
                 if choice.get("index", 0) == 0:
                     values += token_logprobs(choice)
             if len(values) >= wanted:
                 break
     except (TimeoutError, UpstreamIOError, orjson.JSONDecodeError, AttributeError) as err:
         raise TierFailed(tier.name, f"stream broke while judging ({err.__class__.__name__})") from None
-    if not att.confident(values):
-        raise _Judged()
+    return values
 
 
-async def run_stream(core: "RouterCore", call: Call) -> AsyncIterator[Head | bytes]:
-    """Yield a Head, then the events of the first tier whose opening is kept."""
+async def _kept(att: Attempts, pos: int, tier: Tier, events: AsyncIterator[bytes], buffered: list[bytes],
+                partial: list[tuple[Tier, int]]) -> bool:
+    """Judge a stream on its opening; False (escalated or failed, counted) when it must not be released."""
+    try:
+        values = await _opening(events, buffered, att.core.config.routing.cascade.judge_tokens, tier)
+    except TierFailed as err:
+        att.failed(pos, str(err))
+        return False
+    if att.confident(values):
+        return True
+    partial.append((tier, len(values)))
+    att.move_on(pos, "low_confidence")
+    return False
+
+
+async def run_stream(core: "RouterCore", call: Call) -> AsyncIterator[Head | bytes | Cost]:
+    """Yield a Head, then the events of the first tier whose opening is kept (a Cost before the last [DONE])."""
     att = Attempts(core, call)
-    partial: list[tuple[Tier, int]] = []  # escalated streams: (tier, tokens seen), billed at the end
+    partial: list[tuple[Tier, int]] = []  # escalated streams: (tier, tokens judged), billed at the end
     for pos, index in enumerate(call.order):
         tier = core.tiers[index]
         judge = att.judging(pos)
         payload = payload_for(call, tier, judge)
-        try:
-            resp = await call_with_gate(core.upstream, tier,
-                                        lambda: core.upstream.open_stream(tier, call.path, payload), hold=True)
-        except Saturated:
-            att.saturated += 1
-            att.move_on(pos, "saturated")
+        resp = await att.open(pos, tier, lambda: core.upstream.open_stream(tier, call.path, payload), hold=True)
+        if resp is None:
             continue
-        except TierFailed as err:
-            att.failures.append(str(err))
-            att.move_on(pos, "tier_error")
-            continue
-        except ColdStartTimeout as err:
-            raise errors.cold_start_timeout(err.tier, err.waited) from None
         try:
-            if resp.status != 200:
+            if resp.status != 200:  # the tier refused the request itself (4xx): the client's to see
                 try:
                     body = await resp.read()
                 except (TimeoutError, UpstreamIOError) as err:
-                    att.failures.append(f"{tier.name}: {err}")
-                    att.move_on(pos, "tier_error")
+                    att.failed(pos, f"{tier.name}: {err}")
                     continue
                 yield Head(resp.status, tier.name, json=True)
                 yield body
                 return
             events = sse.iter_events(resp.iter_any())
             buffered: list[bytes] = []
-            if judge:
-                try:
-                    await _judge(events, buffered, att, tier)
-                except _Judged:
-                    partial.append((tier, sum(1 for e in buffered if e != sse.DONE)))
-                    att.move_on(pos, "low_confidence")
-                    continue
-                except TierFailed as err:
-                    att.failures.append(str(err))
-                    att.move_on(pos, "tier_error")
-                    continue
+            if judge and not await _kept(att, pos, tier, events, buffered, partial):
+                continue
             async for item in _release(core, call, tier, judge, events, buffered, partial):
                 yield item
             return
@@ -240,39 +254,59 @@ def _has_text(event: bytes) -> bool:
 
 
 async def _release(core: "RouterCore", call: Call, tier: Tier, judged: bool, events: AsyncIterator[bytes],
-                   buffered: list[bytes], partial: list[tuple[Tier, int]]) -> AsyncIterator[Head | bytes]:
-    """Send the kept stream: buffered events first, then the rest as they come; bill and cache at the end."""
+                   buffered: list[bytes], partial: list[tuple[Tier, int]]) -> AsyncIterator[Head | bytes | Cost]:
+    """Send the kept stream: buffered events first, then the rest as they come, then its Cost and [DONE].
+
+    The tokens are billed even when the client leaves early; the answer is cached only when complete.
+    """
     assembler = sse.Assembler(call.kind, call.want_logprobs) if call.cacheable else None
     relay = sse.Relay(call.kind, strip_logprobs=judged and not call.want_logprobs,
                       drop_usage=not call.include_usage, assembler=assembler)
+    waiting_first = True
+
+    def emit(event: bytes) -> bytes | None:
+        nonlocal waiting_first
+        out = relay.feed(event)
+        if out is None or relay.done:  # [DONE] is held back until the cost is known
+            return None
+        if waiting_first and _has_text(out):
+            core.metrics.first_token(tier.name, time.perf_counter() - call.started)
+            waiting_first = False
+        return out
+
     yield Head(200, tier.name)
-    first = True
+    billed = False
     try:
-        for event in buffered:
-            out = relay.feed(event)
-            if out is not None:
-                if first and _has_text(out):
-                    core.metrics.first_token(tier.name, time.perf_counter() - call.started)
-                    first = False
-                yield out
-        async for event in events:
-            out = relay.feed(event)
-            if out is not None:
-                if first and _has_text(out):
-                    core.metrics.first_token(tier.name, time.perf_counter() - call.started)
-                    first = False
-                yield out
-    except (TimeoutError, UpstreamIOError) as err:
-        yield sse.error_event(f"tier {tier.name} failed mid-stream ({err.__class__.__name__})")
-        yield sse.DONE
-        relay.done = False
-    else:
-        if not relay.done:
-            yield sse.error_event(f"tier {tier.name} ended the stream early")
-            yield sse.DONE
+        ending: list[bytes] = []
+        try:
+            for event in buffered:
+                if (out := emit(event)) is not None:
+                    yield out
+            async for event in events:
+                if (out := emit(event)) is not None:
+                    yield out
+        except (TimeoutError, UpstreamIOError) as err:
+            ending.append(sse.error_event(f"tier {tier.name} failed mid-stream ({err.__class__.__name__})"))
+        else:
+            if not relay.done:
+                ending.append(sse.error_event(f"tier {tier.name} ended the stream early"))
+        billed = True
+        yield Cost(_bill_stream(core, call, tier, relay, partial))
+        for event in (*ending, sse.DONE):
+            yield event
+        if assembler is not None and not ending and assembler.ok:
+            core.remember(call, assembler.response())
+    finally:
+        if not billed:  # the client left: what the tiers generated still cost
+            _bill_stream(core, call, tier, relay, partial)
+
+
+def _bill_stream(core: "RouterCore", call: Call, tier: Tier, relay: sse.Relay,
+                 partial: list[tuple[Tier, int]]) -> float:
+    """Bill the released stream and the escalated openings before it; the stream's total cost in USD."""
     usage = relay.usage or {"prompt_tokens": 0, "completion_tokens": relay.events}
+    cost = 0.0
     for earlier, seen in partial:
-        core.bill(earlier, call.tenant, {"prompt_tokens": usage.get("prompt_tokens", 0), "completion_tokens": seen})
-    core.bill(tier, call.tenant, usage)
-    if assembler is not None and relay.done and assembler.ok:
-        core.remember(call, assembler.response())
+        cost += core.bill(earlier, call.tenant, {"prompt_tokens": usage.get("prompt_tokens", 0),
+                                                 "completion_tokens": seen})
+    return cost + core.bill(tier, call.tenant, usage)

@@ -12,7 +12,7 @@ import orjson
 from tokenfleet import cachekey
 from tokenfleet.router import errors, sse
 from tokenfleet.router.cacheclient import CacheClient
-from tokenfleet.router.cascade import Call, Head, Reply, run_stream, run_unary
+from tokenfleet.router.cascade import Call, Cost, Head, Reply, run_stream, run_unary
 from tokenfleet.router.coalesce import Coalescer
 from tokenfleet.router.economics import MAX_TOKEN_FIELDS, Budget, request_cost, with_default_max_tokens
 from tokenfleet.router.localcache import LocalCache
@@ -127,8 +127,8 @@ class RouterCore:
             self.remember(call, reply.response, reply.body)
         return reply
 
-    def stream(self, call: Call) -> tuple[AsyncIterator[Head | bytes], bool]:
-        """(items, shared): a Head then SSE events; ``shared`` when riding on another's call."""
+    def stream(self, call: Call) -> tuple[AsyncIterator[Head | bytes | Cost], bool]:
+        """(items, shared): a Head, SSE events, a Cost before the last; ``shared``: riding on another's call."""
         if call.cacheable:
             entry = self.local.get(call.key)
             if entry is not None:
@@ -140,7 +140,7 @@ class RouterCore:
             return items, not led
         return self._stream_miss(call), False
 
-    async def _stream_miss(self, call: Call) -> AsyncIterator[Head | bytes]:
+    async def _stream_miss(self, call: Call) -> AsyncIterator[Head | bytes | Cost]:
         hit = await self._lookup(call)
         if hit is not None:
             async for item in _replayed(hit[1], call, hit[0]):
@@ -210,10 +210,14 @@ def storable(response: dict | None) -> bool:
     return all(isinstance(c, dict) and c.get("finish_reason") not in (None, "length") for c in response["choices"])
 
 
-async def _replayed(response: dict, call: Call, kind: str) -> AsyncIterator[Head | bytes]:
+async def _replayed(response: dict, call: Call, kind: str) -> AsyncIterator[Head | bytes | Cost]:
+    """A cached answer as a stream: a Head, the events, a zero Cost, then ``[DONE]``."""
     yield Head(200, "none", kind)
-    for event in sse.replay(response, call.kind, call.include_usage):
+    events = sse.replay(response, call.kind, call.include_usage)
+    for event in events[:-1]:
         yield event
+    yield Cost(0.0)
+    yield events[-1]
 
 
 def _parse(kind: str, raw: bytes) -> dict:

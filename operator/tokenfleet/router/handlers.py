@@ -15,7 +15,7 @@ import orjson
 
 from tokenfleet.router import errors, sse
 from tokenfleet.router.auth import tenant_for
-from tokenfleet.router.cascade import Head
+from tokenfleet.router.cascade import Cost, Head
 from tokenfleet.router.core import RouterCore
 
 log = logging.getLogger("tokenfleet.router")
@@ -76,7 +76,10 @@ async def completion(core: RouterCore, kind: str, authorization: bytes | None,
 
 
 async def _stream(core: RouterCore, call, out: Responder) -> tuple[str, str, int]:
-    """Relay a Head and its events; a client that leaves stops the upstream call (or its share of it)."""
+    """Relay a Head and its events; a client that leaves stops the upstream call (or its share of it).
+
+    The stream's Cost becomes an SSE comment before ``[DONE]`` (0 for a request riding on another's call).
+    """
     items, shared = core.stream(call)
     head: Head | None = None
     cache = "miss"
@@ -90,12 +93,11 @@ async def _stream(core: RouterCore, call, out: Responder) -> tuple[str, str, int
                 kind = JSON if head.json else b"text/event-stream"
                 await out.start(head.status, [(b"content-type", kind), (b"cache-control", b"no-cache"),
                                               *tags(head.tier, cache)])
-                continue
-            await out.chunk(item)
-    except errors.RouterError:
-        if head is None:
-            raise
-    except Exception as err:  # noqa: BLE001
+            elif type(item) is Cost:
+                await out.chunk(sse.cost_comment(0.0 if shared else item.usd))
+            else:
+                await out.chunk(item)
+    except Exception as err:  # noqa: BLE001 - before the status line it is the request's error, after it an event
         if head is None:
             raise
         log.warning("stream failed after release: %r", err)

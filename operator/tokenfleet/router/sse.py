@@ -39,6 +39,11 @@ def encode(chunk: dict) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+def cost_comment(usd: float) -> bytes:
+    """A streamed answer's cost as an SSE comment (clients skip comments): the header a stream cannot carry."""
+    return b": x-tokenfleet-cost-usd: %.8f\n\n" % usd
+
+
 def error_event(message: str, code: str = "upstream_error") -> bytes:
     """An in-stream error (OpenAI's shape) for failures after the stream was released."""
     return encode({"error": {"message": message, "type": "upstream_error", "param": None, "code": code}})
