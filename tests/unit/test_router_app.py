@@ -7,6 +7,9 @@ import asyncio
 import httpx
 import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.support.procs import free_port
 from tests.support.router import (
@@ -264,3 +267,16 @@ async def test_a_tier_that_stays_silent_past_the_timeout_is_skipped():
         resp = await post(url, {"model": "chat", "messages": HELLO})
     assert resp.headers["x-tokenfleet-tier"] == "big" and stalled.calls == 1
     assert 'reason="tier_error"' in core.metrics.exposition().decode()
+
+
+@pytest.mark.parametrize("answer", [b"not json", b"[1]", b'{"choices": [1]}', b'{"choices": "x"}'])
+async def test_a_tier_answering_200_with_a_malformed_body_is_skipped(answer):
+    async def broken(request):
+        return Response(answer, media_type="application/json")
+
+    big = FakeTier("big")
+    odd = Starlette(routes=[Route("/v1/chat/completions", broken, methods=["POST"])])
+    async with serve(odd) as odd_url, serve(big.app()) as big_url:
+        async with router_at(config([("odd", odd_url), ("big", big_url)], routing={"mode": "fixed"})) as (url, _):
+            resp = await post(url, {"model": "chat", "messages": HELLO})
+    assert resp.status_code == 200 and resp.headers["x-tokenfleet-tier"] == "big"
