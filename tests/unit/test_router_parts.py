@@ -213,6 +213,25 @@ async def test_a_shared_stream_fans_out_every_item_to_late_subscribers_too():
     assert led and not led2 and got == [[0, 1, 2], [0, 1, 2]]
 
 
+async def test_a_stream_abandoned_by_its_last_subscriber_is_not_joined_while_it_winds_down():
+    coalescer = Coalescer(0, RouterMetrics("f"))
+
+    async def produce():
+        try:
+            for i in range(3):
+                await asyncio.sleep(0.02)
+                yield i
+        finally:
+            await asyncio.sleep(0.05)  # closing the upstream call takes a moment
+
+    first, _ = coalescer.stream("k", produce)
+    async for _ in first:
+        break
+    await first.aclose()  # the only subscriber leaves: the producer is cancelled
+    second, led = coalescer.stream("k", produce)
+    assert led and await _collect(second) == [0, 1, 2]
+
+
 async def _collect(items) -> list:
     return [i async for i in items]
 

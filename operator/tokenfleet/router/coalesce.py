@@ -15,6 +15,7 @@ class Flight:
         self.error: BaseException | None = None
         self.subscribers = 0
         self.task: asyncio.Task | None = None
+        self.on_abandon: Callable[[], None] | None = None  # called when the last subscriber leaves early
         self._changed = asyncio.Event()
 
     def push(self, item) -> None:
@@ -48,6 +49,8 @@ class Flight:
         finally:
             self.subscribers -= 1
             if self.subscribers == 0 and not self.done and self.task is not None:
+                if self.on_abandon is not None:
+                    self.on_abandon()  # no newcomer may join a flight that is being cancelled
                 self.task.cancel()  # nobody listens any more
 
 
@@ -91,8 +94,13 @@ class Coalescer:
             self.metrics.coalesced.inc()
             return flight.follow(), False
         flight = self._streams[key] = Flight()
+        flight.on_abandon = lambda: self._forget(key, flight)
         flight.task = asyncio.ensure_future(self._produce(key, flight, factory))
         return flight.follow(), True
+
+    def _forget(self, key: bytes, flight: Flight) -> None:
+        if self._streams.get(key) is flight:
+            del self._streams[key]
 
     async def _produce(self, key: bytes, flight: Flight, factory: Callable[[], AsyncIterator]) -> None:
         error: BaseException | None = None
@@ -106,6 +114,5 @@ class Coalescer:
         except Exception as err:  # noqa: BLE001 - handed to every subscriber
             error = err
         finally:
-            if self._streams.get(key) is flight:
-                del self._streams[key]
+            self._forget(key, flight)
             flight.finish(error)
