@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
+from tokenfleet.api.common import QUANTITY_PATTERN
 from tokenfleet.render import Settings
 
 LOG_FORMATS = ("json", "plain")
@@ -84,6 +86,9 @@ def parse_resources(value: str) -> dict:
     for section in parsed.values():
         if not isinstance(section, dict) or not all(isinstance(q, str) for q in section.values()):
             raise ValueError("quantities must be strings, e.g. {\"cpu\": \"500m\", \"memory\": \"1Gi\"}")
+        bad = [f"{name}: {q!r}" for name, q in section.items() if not re.match(QUANTITY_PATTERN, q)]
+        if bad:
+            raise ValueError(f"not Kubernetes quantities (e.g. 500m, 2, 1Gi): {', '.join(bad)}")
     return parsed
 
 

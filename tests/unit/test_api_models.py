@@ -48,6 +48,7 @@ def test_minimal_modeltier_gets_sensible_defaults():
         ("engine.gpuMemoryUtilization", 0, "engine.gpuMemoryUtilization"),
         ("model.parametersB", 0, "model.parametersB"),
         ("engine.typoField", 1, "engine.typoField"),
+        ("engine.resources", {"requests": {"cpu": "lots"}}, "engine.resources.requests.cpu"),
     ],
 )
 def test_bad_modeltier_values_are_refused_naming_the_field(path, value, fragment):

@@ -50,6 +50,7 @@ def tier(**spec) -> dict:
         (tier(scaling={"minReplicas": -1}), "spec.scaling.minReplicas"),
         (tier(replicas=-2), "spec.replicas"),
         (tier(scaling={"minReplicas": 5, "maxReplicas": 2}), "spec.scaling"),
+        (tier(engine={"resources": {"limits": {"memory": "64 GB"}}}), "spec.engine.resources.limits[memory]"),
         ({"apiVersion": "tokenfleet.io/v1alpha1", "kind": "CachePolicy", "metadata": {"name": "c"},
           "spec": {"semantic": {"similarityThreshold": 1.5}}}, "spec.semantic.similarityThreshold"),
         ({"apiVersion": "tokenfleet.io/v1alpha1", "kind": "InferenceFleet", "metadata": {"name": "f"},

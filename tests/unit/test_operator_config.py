@@ -130,6 +130,7 @@ def test_the_memo_carries_shared_state_and_the_error_counter():
     ('{"cpu": "2"}', False),
     ('not json', False),
     ('{}', False),
+    ('{"requests": {"cpu": "two"}}', False),
 ])
 def test_workload_resources_come_from_json_env(raw, ok):
     env = {"TOKENFLEET_CACHE_RESOURCES": raw}

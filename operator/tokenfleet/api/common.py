@@ -22,6 +22,12 @@ Duration = Annotated[
 ]
 
 
+# A Kubernetes resource quantity (k8s.io/apimachinery resource.Quantity), as controller-gen writes it.
+QUANTITY_PATTERN = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+                    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, json_schema_extra={"example": "500m"})]
+
+
 def parse_duration(value: str) -> float:
     """Seconds in a duration string such as ``90s``, ``15m``, ``1h30m`` or ``500ms``."""
     if not re.fullmatch(DURATION_PATTERN, value or ""):

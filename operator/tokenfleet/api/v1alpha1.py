@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tokenfleet.api.common import ApiModel, Condition, Duration, SecretKeyRef, parse_duration
+from tokenfleet.api.common import ApiModel, Condition, Duration, Quantity, SecretKeyRef, parse_duration
 
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.30.0"
 
@@ -111,10 +111,10 @@ class GpuSpec(ApiModel):
 class ResourcesSpec(ApiModel):
     """CPU and memory for a container (the GPUs come from spec.gpu)."""
 
-    requests: dict[str, str] = Field(
+    requests: dict[str, Quantity] = Field(
         default_factory=dict, description="Resource requests, e.g. {cpu: \"8\", memory: 64Gi}."
     )
-    limits: dict[str, str] = Field(default_factory=dict, description="Resource limits, e.g. {memory: 96Gi}.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Resource limits, e.g. {memory: 96Gi}.")
 
     @model_validator(mode="after")
     def _no_gpus_here(self) -> "ResourcesSpec":

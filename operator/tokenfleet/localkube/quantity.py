@@ -7,6 +7,8 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from tokenfleet.localkube.errors import bad_request
+
 _BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _SUFFIX_OF = {exp: suffix for suffix, exp in _DECIMAL.items()}
@@ -46,10 +48,21 @@ def canonical(value: Any) -> Any:
     return _decimal(number * Fraction(10) ** _DECIMAL[suffix], False)
 
 
+def is_quantity(value: Any) -> bool:
+    """Whether the API server can decode ``value`` as a resource quantity (a number, or a string like 500m)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    return bool(_QUANTITY.match(str(value).strip()))
+
+
 def canonical_resources(resources: Any) -> None:
-    """Canonicalise ``requests``/``limits`` of a container's ``resources`` in place."""
+    """Canonicalise ``requests``/``limits`` of a container's ``resources`` in place; a non-quantity is a 400."""
     if not isinstance(resources, dict):
         return
     for key in ("requests", "limits"):
         if isinstance(resources.get(key), dict):
+            for name, value in resources[key].items():
+                if not is_quantity(value):  # the API server fails to decode the object (400, not 422)
+                    raise bad_request(f"unable to decode resources.{key}[{name}] {value!r}: quantities must match "
+                                      "the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
             resources[key] = {name: canonical(v) for name, v in resources[key].items()}

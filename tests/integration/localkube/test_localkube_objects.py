@@ -184,6 +184,13 @@ def test_deployments_get_the_api_servers_defaults_and_canonical_quantities(kube)
     assert spec["template"]["spec"]["restartPolicy"] == "Always"
 
 
+def test_a_resource_quantity_that_is_not_one_is_a_bad_request(kube):
+    body = deployment("cpu")
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "lots"}}
+    code, status = raw(kube, "POST", "/apis/apps/v1/namespaces/default/deployments", body)
+    assert (code, status["reason"]) == (400, "BadRequest") and "quantities must match" in status["message"]
+
+
 def test_custom_resources_refuse_an_update_without_resource_version(kube, custom):
     custom.create_namespaced_custom_object("tokenfleet.io", "v1alpha1", "default", "modeltiers", tier("u"))
     code, status = raw(kube, "PUT", "/apis/tokenfleet.io/v1alpha1/namespaces/default/modeltiers/u", tier("u"))
