@@ -10,7 +10,6 @@ TimeoutError (no byte within the read timeout).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -37,13 +36,7 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        self.transport = transport  # asyncio and uvloop set TCP_NODELAY on TCP transports themselves
 
     def data_received(self, data: bytes) -> None:
         if self.response is None:  # bytes nobody asked for: the connection is unusable

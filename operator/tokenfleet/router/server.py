@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 from collections import deque
 from http import HTTPStatus
 
@@ -111,13 +110,7 @@ class HttpConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        self.transport = transport  # asyncio and uvloop set TCP_NODELAY on TCP transports themselves
         self.server.connections.add(self)
 
     def connection_lost(self, exc) -> None:
