@@ -117,6 +117,7 @@ def test_values_schema_rejects_bad_values_and_names_the_field():
         "watchNamespaces[0]=Team_A": "/watchNamespaces/0",
         "prometheusRule.tierErrorRatio=1.5": "/prometheusRule/tierErrorRatio",
         "operator.metricsPort=70000": "/operator/metricsPort",
+        "operator.cacheResources.requests.cpu=lots": "/operator/cacheResources/requests/cpu",
         "replicas=2": "replicas",  # a typo of replicaCount: unknown keys are refused, not ignored
     }
     for item, field in cases.items():
