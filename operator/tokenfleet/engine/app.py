@@ -141,12 +141,19 @@ async def completions(request: Request) -> Response:
     return await _generate(request, COMPLETIONS)
 
 
-async def models(request: Request) -> Response:
-    em: Emulator = request.app.state.emulator
+def _refusal(em: Emulator) -> Response | None:
+    """The 503 of an engine that is loading, set unhealthy or dead; None when it serves."""
     try:
         em.check_serving()
     except ApiError as err:
         return _error(err)
+    return None
+
+
+async def models(request: Request) -> Response:
+    em: Emulator = request.app.state.emulator
+    if (refusal := _refusal(em)) is not None:
+        return refusal
     root = em.settings.source or em.settings.served_name
     data = [{"id": name, "object": "model", "created": em.created, "owned_by": "vllm", "root": root,
              "parent": None, "max_model_len": em.settings.max_model_len} for name in em.settings.models]
@@ -154,12 +161,7 @@ async def models(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    em: Emulator = request.app.state.emulator
-    try:
-        em.check_serving()
-    except ApiError as err:
-        return _error(err)
-    return Response(b"", status_code=200)
+    return _refusal(request.app.state.emulator) or Response(b"", status_code=200)
 
 
 async def version(request: Request) -> Response:
