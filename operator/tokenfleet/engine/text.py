@@ -53,6 +53,9 @@ _WORDS = (
     "tokens cost money so a cheaper model should answer when it can and pass harder work upward"
 ).split()
 
+# The difficulty estimate below looks at the same kinds of cues as the router's complexity features
+# (router/policies.py) but is written separately on purpose: the emulator plays the model the router
+# is tested against, and sharing the router's classifier would test the cascade against itself.
 _CODE = re.compile(
     r"```|\bdef |\bclass |\bfunction\b|\bimport |\breturn\b|[{};]\s*$|\bSELECT\b|\bcode\b|\bimplement|"
     r"\bdebug|\bcompile|\bregex|\bpython\b|\bjavascript\b|\bsql\b|\balgorithm",

@@ -49,6 +49,10 @@ def is_confident(score: float | None, threshold: float) -> bool:
 
 # --------------------------------------------------------------------------- complexity
 
+# These patterns resemble the engine emulator's difficulty estimate (engine/text.py) but must stay
+# separate: the emulator stands in for the models the router is tested against, and a shared
+# classifier would let the cascade and complexity tests pass by agreeing with themselves.
+
 _CODE = re.compile(
     r"```|\bdef \w+\(|\bclass \w+[(:]|\bfunction\s*\w*\(|#include\b|\bimport \w+|\bSELECT\b.+\bFROM\b|"
     r"=>|\breturn\b.*;|\bpublic static\b|\bfn \w+\(|\bconsole\.log\b|\bstack trace\b|\bTraceback\b",
