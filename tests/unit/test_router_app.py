@@ -84,6 +84,8 @@ async def test_unknown_route_is_an_openai_shaped_404(front):
         assert_openai_error(await post(url, {}, path="/v1/embeddings"), 404, "not_found")
         async with httpx.AsyncClient() as http:
             assert_openai_error(await http.get(url + "/v1/chat/completions"), 405, "method_not_allowed")
+            assert_openai_error(await http.post(url + "/v1/models"), 405, "method_not_allowed")
+            assert_openai_error(await http.delete(url + "/healthz"), 405, "method_not_allowed")
 
 
 async def test_all_tiers_saturated_answers_429_with_retry_after():

@@ -149,7 +149,7 @@ def build_app(settings: RouterSettings) -> FastPath:
 
     hot = {path: Completions(kind) for path, kind in handlers.COMPLETIONS.items()}
     routes = [Route(path, endpoint) for path, endpoint in hot.items()]
-    routes.append(Route("/v1/models", Simple(handlers.models)))
-    routes += [Route(path, Simple(fn)) for path, fn in handlers.SIMPLE.items()]
+    routes.append(Route("/v1/models", Simple(handlers.models), methods=["GET"]))
+    routes += [Route(path, Simple(fn), methods=["GET"]) for path, fn in handlers.SIMPLE.items()]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _http_error, 405: _http_error})
     return FastPath(app, hot)
