@@ -49,10 +49,8 @@ def cluster() -> Cluster:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, tmp_path_factory) -> OperatorProcess:
     env = {"TOKENFLEET_IMAGE": os.environ["TOKENFLEET_IMAGE"]} if os.environ.get("TOKENFLEET_IMAGE") else {}
-    proc = OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("e2e-log")) / "operator.log", env)
-    proc.start()
-    yield proc
-    proc.stop()
+    with OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("e2e-log")) / "operator.log", env) as proc:
+        yield proc
 
 
 @pytest.fixture

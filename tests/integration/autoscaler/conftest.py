@@ -48,10 +48,8 @@ def operator(cluster: Cluster, prometheus_port: int, tmp_path_factory) -> Operat
         "TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": INTERVAL,
         "TOKENFLEET_METRICS_WINDOW": WINDOW,
     }
-    proc = OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("operator-log")) / "operator.log", env)
-    proc.start()
-    yield proc
-    proc.stop()
+    with OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("operator-log")) / "operator.log", env) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -25,10 +25,8 @@ def cluster(tmp_path_factory) -> Cluster:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, tmp_path_factory) -> OperatorProcess:
     """``tokenfleet operator`` watching every namespace of the emulator; its log is shown on failure."""
-    proc = OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("operator-log")) / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("operator-log")) / "operator.log") as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -147,8 +147,15 @@ class OperatorProcess:
         try:
             wait_http(f"http://127.0.0.1:{self.health_port}/healthz", timeout=30, proc=self.proc)
         except (RuntimeError, TimeoutError) as err:
+            self.stop()  # never leave a half-started operator behind
             raise RuntimeError(f"operator did not start: {err}\n{self.log_tail()}") from None
         return self
+
+    def __enter__(self) -> "OperatorProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.proc is not None:
