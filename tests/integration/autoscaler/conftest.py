@@ -48,7 +48,8 @@ def operator(cluster: Cluster, prometheus_port: int, tmp_path_factory) -> Operat
         "TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": INTERVAL,
         "TOKENFLEET_METRICS_WINDOW": WINDOW,
     }
-    with OperatorProcess(cluster.kubeconfig, Path(tmp_path_factory.mktemp("operator-log")) / "operator.log", env) as proc:
+    log = Path(tmp_path_factory.mktemp("operator-log")) / "operator.log"
+    with OperatorProcess(cluster.kubeconfig, log, env) as proc:
         yield proc
 
 
