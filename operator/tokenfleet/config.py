@@ -17,6 +17,14 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
+class SettingError(ValueError):
+    """A setting's value the operator refuses; ``field`` names the OperatorConfig field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field.replace('_', ' ')} {problem}")
+        self.field, self.problem = field, problem
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     """Everything the operator is configured with; see docs/operator.md for each setting."""
@@ -36,16 +44,16 @@ class OperatorConfig:
 
     def __post_init__(self) -> None:
         if self.image_pull_policy not in PULL_POLICIES:
-            raise ValueError(f"image pull policy must be one of {', '.join(PULL_POLICIES)}: {self.image_pull_policy!r}")
+            raise SettingError("image_pull_policy", f"must be one of {', '.join(PULL_POLICIES)}")
         if self.log_format not in LOG_FORMATS:
-            raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}: {self.log_format!r}")
+            raise SettingError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
         if self.log_level not in LOG_LEVELS:
-            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}: {self.log_level!r}")
+            raise SettingError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
         if self.autoscale_interval_seconds <= 0:
-            raise ValueError(f"autoscale interval must be positive: {self.autoscale_interval_seconds}")
-        for port in (self.metrics_port, self.health_port):
-            if not 0 <= port <= 65535:
-                raise ValueError(f"port out of range: {port}")
+            raise SettingError("autoscale_interval_seconds", "must be positive")
+        for name in ("metrics_port", "health_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingError(name, "must be a port number (0 turns it off)")
 
     @property
     def render_settings(self) -> Settings:
@@ -112,8 +120,9 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
             raise ValueError(f"{var}={raw!r}: {err}") from None
     try:
         return OperatorConfig(**values)
-    except ValueError as err:
-        raise ValueError(f"invalid TOKENFLEET_* setting: {err}") from None
+    except SettingError as err:
+        var = ENV[err.field][0]
+        raise ValueError(f"{var}={env.get(var, '')!r}: {err.problem}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

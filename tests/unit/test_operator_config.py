@@ -3,10 +3,14 @@
 import argparse
 import json
 import logging
+import os
+import socket
+import subprocess
 
 import kopf
 import pytest
 
+from tests.support.procs import tokenfleet_cmd
 from tokenfleet.config import OperatorConfig, add_arguments, from_env, parse_namespaces, with_args
 from tokenfleet.handlers import build_registry, kopf_settings
 from tokenfleet.kube import Kube
@@ -46,15 +50,17 @@ def test_every_environment_variable_is_read():
 
 
 @pytest.mark.parametrize("env, needle", [
-    ({"TOKENFLEET_METRICS_PORT": "eighty"}, "TOKENFLEET_METRICS_PORT"),
-    ({"TOKENFLEET_LOG_FORMAT": "xml"}, "log format"),
-    ({"TOKENFLEET_IMAGE_PULL_POLICY": "Sometimes"}, "pull policy"),
-    ({"TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "0"}, "interval"),
-    ({"TOKENFLEET_HEALTH_PORT": "70000"}, "port"),
+    ({"TOKENFLEET_METRICS_PORT": "eighty"}, "invalid literal"),
+    ({"TOKENFLEET_LOG_FORMAT": "xml"}, "must be one of json, plain"),
+    ({"TOKENFLEET_IMAGE_PULL_POLICY": "Sometimes"}, "must be one of Always"),
+    ({"TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "0"}, "must be positive"),
+    ({"TOKENFLEET_HEALTH_PORT": "70000"}, "must be a port number"),
 ])
 def test_bad_settings_are_refused_with_the_variable_named(env, needle):
-    with pytest.raises(ValueError, match=needle):
+    (var, value), = env.items()
+    with pytest.raises(ValueError) as err:
         from_env(env)
+    assert str(err.value).startswith(f"{var}={value!r}: ") and needle in str(err.value)
 
 
 def test_flags_override_the_environment_only_when_given():
@@ -139,3 +145,28 @@ def test_workload_resources_come_from_json_env(raw, ok):
     else:
         with pytest.raises(ValueError, match="TOKENFLEET_CACHE_RESOURCES"):
             from_env(env)
+
+
+def run_operator(tmp_path, env: dict) -> subprocess.CompletedProcess:
+    """``tokenfleet operator`` with a kubeconfig that points nowhere (it must stop before connecting)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "users": [{"name": "u", "user": {}}],
+    }))
+    full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TOKENFLEET_HEALTH_PORT": "0", **env}
+    return subprocess.run(tokenfleet_cmd("operator"), env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_bad_setting_stops_the_operator_at_start_naming_the_variable(tmp_path):
+    result = run_operator(tmp_path, {"TOKENFLEET_LOG_FORMAT": "xml"})
+    assert result.returncode == 2 and "TOKENFLEET_LOG_FORMAT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_taken_metrics_port_stops_the_operator_with_a_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        result = run_operator(tmp_path, {"TOKENFLEET_METRICS_PORT": str(taken.getsockname()[1])})
+    assert result.returncode == 1 and "TOKENFLEET_METRICS_PORT" in result.stderr and "Traceback" not in result.stderr

@@ -54,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no Kubernetes configuration (in-cluster or KUBECONFIG): {err}", file=sys.stderr)
         return 1
     memo = build_memo(cfg, kube)
-    server = start_metrics(cfg.metrics_port, memo.metrics) if cfg.metrics_port else None
+    try:
+        server = start_metrics(cfg.metrics_port, memo.metrics) if cfg.metrics_port else None
+    except OSError as err:
+        print(f"error: cannot serve metrics on port {cfg.metrics_port} (TOKENFLEET_METRICS_PORT): {err}",
+              file=sys.stderr)
+        kube.api_client.close()
+        return 1
     liveness = f"http://0.0.0.0:{cfg.health_port}/healthz" if cfg.health_port else None
     logging.getLogger(__name__).info(
         "tokenfleet operator: namespaces=%s peering=%s image=%s",
