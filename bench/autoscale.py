@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from tokenfleet.api.v1alpha1 import ModelTierSpec  # noqa: E402
-from tokenfleet.autoscaling import ScalingPolicy, replica_capacity  # noqa: E402
-from tokenfleet.replay import (FleetModel, PolicyScaler, QueueThresholdScaler, StaticScaler,  # noqa: E402
+from tokenfleet.autoscaling import ScalingPolicy  # noqa: E402
+from tokenfleet.plan.model import window_replicas  # noqa: E402
+from tokenfleet.replay import (FleetModel, PolicyScaler, QueueThresholdScaler, Request, StaticScaler,  # noqa: E402
                                floor_cost_per_million_tokens, load_trace, replay)
 
 
@@ -35,6 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", required=True, help="CSV with TIMESTAMP, ContextTokens, GeneratedTokens")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
+    parser.add_argument("--minutes", default=None, metavar="FROM:TO",
+                        help="replay only the requests between these minutes of the trace, e.g. 30:60")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay the arrivals this many times faster: that many times the load, the same "
+                        "request mix, swings that much faster (default: 1)")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="overlay N copies of the trace, copy i shifted cyclically by i/N of its span: N times "
+                        "the load with the same request mix and arrival pattern (default: 1)")
     parser.add_argument("--gpu", default="nvidia-l4", help="GPU type of one replica (default: nvidia-l4)")
     parser.add_argument("--gpu-count", type=int, default=1, help="GPUs per replica (default: 1)")
     parser.add_argument("--parameters-b", type=float, default=8.0, help="model size in billions (default: 8)")
@@ -59,6 +67,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def reshape(requests: list[Request], minutes: str | None = None, speed: float = 1.0,
+            copies: int = 1) -> list[Request]:
+    """The requests of ``minutes`` (FROM:TO, re-based to 0), ``speed`` times faster, overlaid ``copies`` times."""
+    if minutes:
+        lo, hi = (float(x) * 60 for x in minutes.split(":"))
+        requests = [Request(r.arrival - lo, r.prompt_tokens, r.output_tokens) for r in requests if lo <= r.arrival < hi]
+        if not requests:
+            raise SystemExit(f"--minutes {minutes}: no requests in that range")
+    if speed != 1.0:
+        requests = [Request(r.arrival / speed, r.prompt_tokens, r.output_tokens) for r in requests]
+    if copies > 1:
+        span = requests[-1].arrival + 1e-6
+        requests = sorted((Request((r.arrival + i * span / copies) % span, r.prompt_tokens, r.output_tokens)
+                           for i in range(copies) for r in requests), key=lambda r: r.arrival)
+    return requests
+
+
 def tier_spec(args: argparse.Namespace) -> ModelTierSpec:
     scaling = {"minReplicas": 1, "maxReplicas": args.max_replicas or 64, "ttftSLOSeconds": args.ttft_slo}
     if args.max_utilization is not None:
@@ -71,21 +96,6 @@ def tier_spec(args: argparse.Namespace) -> ModelTierSpec:
         "engine": engine,
         "scaling": scaling,
     })
-
-
-def replicas_for(tokens_per_second: float, capacity: float, utilization: float) -> int:
-    return max(1, math.ceil(tokens_per_second / (utilization * capacity) - 1e-9))
-
-
-def minute_rates(requests) -> list[tuple[float, float, float]]:
-    """(prompt tokens/s, generated tokens/s, requests/s) of each minute of the trace."""
-    minutes: dict[int, list[float]] = {}
-    for r in requests:
-        m = minutes.setdefault(int(r.arrival // 60), [0.0, 0.0, 0.0])
-        m[0] += r.prompt_tokens / 60
-        m[1] += r.output_tokens / 60
-        m[2] += 1 / 60
-    return [tuple(minutes[k]) for k in sorted(minutes)]
 
 
 def summary(result, window: float) -> dict:
@@ -103,8 +113,7 @@ def summary(result, window: float) -> dict:
 def sizes(requests, policy: ScalingPolicy) -> tuple[list[int], int, int]:
     """Replicas each minute needs at maxUtilization of the engine model's saturation throughput (the
     perfect-foresight oracle), the warm start of the autoscalers, and the static fleet (the peak)."""
-    oracle = [replicas_for(p + g, replica_capacity(policy.profile, p, g, n), policy.max_utilization)
-              for p, g, n in minute_rates(requests)]
+    oracle = window_replicas(requests, policy.profile, policy.max_utilization, 60.0)
     return oracle, max(oracle[:WARM_MINUTES]), max(oracle)
 
 
@@ -125,7 +134,7 @@ def run_scalers(args, requests, model: FleetModel, scalers, window: float) -> di
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    requests = load_trace(args.trace, args.limit)
+    requests = reshape(load_trace(args.trace, args.limit), args.minutes, args.speed, args.copies)
     policy = ScalingPolicy.from_spec(tier_spec(args))
     oracle, first, peak = sizes(requests, policy)
     args.max_replicas = args.max_replicas or 2 * peak
@@ -142,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_policy:
         return 0
     ours, queue, static = runs["tokenfleet"], runs["queue-threshold"], runs["static"]
-    floor = floor_cost_per_million_tokens(requests, policy.profile)
+    floor = floor_cost_per_million_tokens(requests, model)
     out = {
-        "trace": Path(args.trace).name,
+        "trace": Path(args.trace).name + (f" minutes {args.minutes}" if args.minutes else "")
+        + (f" at {args.speed:g}x speed" if args.speed != 1.0 else "")
+        + (f" x{args.copies} shifted copies" if args.copies > 1 else ""),
         "requests": len(requests),
         "tier": f"{args.parameters_b:g}B {args.weights} on {args.gpu_count}x {args.gpu}",
         "ttft_slo_s": args.ttft_slo,

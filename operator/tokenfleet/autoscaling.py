@@ -129,6 +129,7 @@ class Load:
     demand: float  # running + waiting + router-held
     kv_sum: float  # sum of KV-cache use over the replicas that report it
     kv_reporting: int
+    kv_running: float  # running requests of the replicas that report KV use
     tokens_per_second: float  # prompt + generated
     capacity: float | None  # one replica's saturation tokens/s at the observed mix (engine model)
     busiest_demand: float
@@ -190,6 +191,7 @@ def aggregate(signals: TierSignals, current: int, policy: ScalingPolicy) -> Load
         demand=running + waiting + signals.router_waiting,
         kv_sum=sum(kv),
         kv_reporting=len(kv),
+        kv_running=sum(r.running for r in fresh if r.kv_cache_usage is not None),
         tokens_per_second=prompt + generation,
         capacity=replica_capacity(policy.profile, prompt, generation, sum(r.requests_per_second for r in fresh)),
         busiest_demand=max((r.running + r.waiting for r in fresh), default=0.0),
@@ -243,12 +245,28 @@ def busy(load: Load, p: ScalingPolicy) -> bool:
     return util is None or util > p.headroom * p.max_utilization
 
 
+def batch_limit(load: Load, p: ScalingPolicy) -> float:
+    """The requests one replica's batch holds before the rest wait: what a scale-down forecast assumes.
+
+    A standing queue (a request or more waiting per replica on average) means the batch is as full
+    as something lets it be (slots, KV cache, an engine flag the policy does not see): its observed
+    size. Otherwise the batch can grow until maxNumSeqs or until the KV cache is full at the observed
+    KV use per running request. A brief wait for admission (vLLM admits prompts within a per-step
+    token budget) is a throughput limit, which the utilization guardrail covers.
+    """
+    if load.waiting >= load.reporting:
+        return min(float(p.max_num_seqs), max(load.running / load.reporting, 1.0))
+    if load.kv_sum > 0 and load.kv_running > 0:
+        return min(float(p.max_num_seqs), load.kv_running / load.kv_sum)
+    return float(p.max_num_seqs)
+
+
 def fits(load: Load, k: int, p: ScalingPolicy) -> bool:
     """Whether ``k`` replicas would carry the load within ``headroom`` x every guardrail.
 
-    Throughput, requests and KV use spread evenly over ``k`` (requests beyond a replica's batch
-    wait in its queue); each silent replica is assumed as
-    loaded as the busiest reporting one. TTFT has no model to predict it: over the SLO it scales
+    Throughput, requests and KV use spread evenly over ``k`` (requests beyond a replica's batch,
+    ``batch_limit``, wait in its queue); each silent replica is assumed as loaded as the busiest
+    reporting one. TTFT has no model to predict it: over the SLO it scales
     up when the batches are busy (and a scale-down never makes them busy), else it is prompt-bound.
     """
     h = p.headroom
@@ -256,9 +274,7 @@ def fits(load: Load, k: int, p: ScalingPolicy) -> bool:
     if load.capacity and tps / k > h * p.max_utilization * load.capacity:
         return False
     demand = (load.demand + load.silent * load.busiest_demand) / k
-    # While requests wait, the batch is as full as something (KV, token budget) lets it be: that is its size.
-    batch = min(p.max_num_seqs, max(load.running / load.reporting, 1.0)) if load.waiting > 0 else p.max_num_seqs
-    if demand > h * p.max_num_seqs or max(0.0, demand - batch) > h * p.max_queue_per_replica:
+    if demand > h * p.max_num_seqs or max(0.0, demand - batch_limit(load, p)) > h * p.max_queue_per_replica:
         return False
     return not (load.kv_reporting and (load.kv_sum + load.silent * load.busiest_kv) / k > h * p.max_kv_cache_usage)
 

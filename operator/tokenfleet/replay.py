@@ -250,12 +250,38 @@ class ReplayResult:
         return count
 
 
-def floor_cost_per_million_tokens(requests: list[Request], profile: EngineProfile) -> float:
-    """USD per 1M tokens of perfectly packed replicas at saturation throughput for the trace's mix."""
-    prompt = sum(r.prompt_tokens for r in requests) / len(requests)
-    output = sum(r.output_tokens for r in requests) / len(requests)
-    total_tps = profile.saturation_output_tps(prompt, output) * (prompt + output) / output
-    return profile.hourly_usd / (total_tps * 3600.0) * 1e6
+def saturation_tokens_per_second(requests: list[Request], model: FleetModel, sample: int = 4000) -> float:
+    """Tokens/s (prompt + generated) of one replica kept saturated with the trace's own requests.
+
+    Up to ``sample`` requests, spread evenly over the trace, are queued at once on one engine
+    simulator (``BatchSimulator``, the replay's own model with its token budget), so that its
+    batch is always as full as slots and KV cache allow and it never waits for work. Throughput
+    is counted while requests still wait, before the batch drains: perfect packing. Unlike the
+    closed form at the mean request shape (``EngineProfile.saturation_output_tps``), this sees
+    the spread of prompt and output lengths, chunked prefill and preemptions.
+    """
+    if not requests:
+        raise ValueError("no requests")
+    step = max(1, len(requests) // sample)
+    sim = BatchSimulator(model.profile, max_num_batched_tokens=model.max_num_batched_tokens)
+    for i, r in enumerate(requests[::step]):
+        sim.add(i, r.prompt_tokens, r.output_tokens, r.output_tokens)
+    prompt = {i: r.prompt_tokens for i, r in enumerate(requests[::step])}
+    ms = tokens = 0.0
+    while sim.num_waiting > 0:
+        result = sim.step()
+        ms += result.duration_ms
+        tokens += len(result.tokens) + sum(prompt[i] for i in result.first_tokens)
+    if ms <= 0:  # everything fits in one batch: the closed form is all there is
+        mean_in = sum(r.prompt_tokens for r in requests) / len(requests)
+        mean_out = sum(r.output_tokens for r in requests) / len(requests)
+        return model.profile.saturation_output_tps(mean_in, mean_out) * (mean_in + mean_out) / mean_out
+    return tokens / (ms / 1000.0)
+
+
+def floor_cost_per_million_tokens(requests: list[Request], model: FleetModel) -> float:
+    """USD per 1M tokens of perfectly packed replicas at saturation throughput for the trace's requests."""
+    return model.profile.hourly_usd / (saturation_tokens_per_second(requests, model) * 3600.0) * 1e6
 
 
 class _Fleet:

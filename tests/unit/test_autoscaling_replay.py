@@ -19,6 +19,7 @@ from tokenfleet.replay import (
     histogram_quantile,
     load_trace,
     replay,
+    saturation_tokens_per_second,
 )
 
 PROFILE = build_profile(parameters_b=8, weights="fp8", gpu_type="nvidia-h100")
@@ -118,7 +119,21 @@ def test_the_queue_baseline_follows_hpa_average_value_semantics():
     assert keda.decide(400, 6, signals(0, 6)) == 1  # the window has passed
 
 
-def test_the_floor_prices_perfectly_packed_replicas_at_saturation():
-    requests = [Request(0, 1000, 200), Request(1, 1000, 200)]
-    tps = PROFILE.saturation_output_tps(1000, 200) * 1200 / 200
-    assert floor_cost_per_million_tokens(requests, PROFILE) == pytest.approx(PROFILE.hourly_usd / (tps * 3600) * 1e6)
+def test_saturation_throughput_of_identical_requests_matches_the_closed_form():
+    requests = [Request(i * 0.01, 1000, 200) for i in range(1000)]
+    model = FleetModel(PROFILE, max_num_batched_tokens=8192)
+    closed = PROFILE.saturation_output_tps(1000, 200) * 1200 / 200
+    measured = saturation_tokens_per_second(requests, model)
+    assert measured == pytest.approx(closed, rel=0.05)
+    assert floor_cost_per_million_tokens(requests, model) == pytest.approx(PROFILE.hourly_usd / (measured * 3600) * 1e6)
+
+
+def test_no_replayed_fleet_is_cheaper_than_the_floor():
+    """A replica flooded with the trace's requests is as packed as it gets: it costs at least the floor."""
+    rng = random.Random(3)
+    requests = sorted((Request(rng.uniform(0, 60), rng.randint(50, 3000), rng.randint(10, 600))
+                       for _ in range(1500)), key=lambda r: r.arrival)
+    model = FleetModel(PROFILE, initial_replicas=1)
+    flooded = replay(requests, model, StaticScaler(1))
+    floor = floor_cost_per_million_tokens(requests, model)
+    assert floor <= flooded.cost_per_million_tokens < 1.2 * floor

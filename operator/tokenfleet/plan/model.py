@@ -145,16 +145,22 @@ def windows(requests: list[Request], window: float) -> list[list[Request]]:
     return [out[k] for k in sorted(out)]
 
 
-def static_replicas(requests: list[Request], profile: EngineProfile, max_utilization: float,
-                    window: float = DEFAULT_PEAK_WINDOW) -> int:
-    """Replicas that keep the busiest window within ``max_utilization`` of saturation (engine model)."""
-    need = 1
+def window_replicas(requests: list[Request], profile: EngineProfile, max_utilization: float,
+                    window: float = DEFAULT_PEAK_WINDOW) -> list[int]:
+    """Replicas each ``window``-second interval needs within ``max_utilization`` of saturation (engine model)."""
+    out = []
     for group in windows(requests, window):
         prompt = sum(r.prompt_tokens for r in group) / window
         output = sum(r.output_tokens for r in group) / window
         capacity = replica_capacity(profile, prompt, output, len(group) / window)
-        need = max(need, math.ceil((prompt + output) / (max_utilization * capacity) - 1e-9))
-    return need
+        out.append(max(1, math.ceil((prompt + output) / (max_utilization * capacity) - 1e-9)))
+    return out
+
+
+def static_replicas(requests: list[Request], profile: EngineProfile, max_utilization: float,
+                    window: float = DEFAULT_PEAK_WINDOW) -> int:
+    """Replicas that keep the busiest window within ``max_utilization`` of saturation (engine model)."""
+    return max(window_replicas(requests, profile, max_utilization, window), default=1)
 
 
 def serial_seconds(profile: EngineProfile, prompt: int, output: int, budget: int) -> float:
