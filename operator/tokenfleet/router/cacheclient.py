@@ -86,5 +86,8 @@ class CacheClient:
             self._failed("store", err)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Cancel the stores still in flight and wait for them to end (before the session closes)."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -48,7 +48,7 @@ class RouterCore:
 
     async def start(self) -> None:
         await self.upstream.start()
-        self.upstream.pools = [t.pool for t in self.tiers]
+        self.upstream.tiers = self.tiers
         if self.config.cache.url:
             self.cache = CacheClient(self.upstream.session, self.config.cache.url, self.config.cache.timeout_ms,
                                      self.metrics)

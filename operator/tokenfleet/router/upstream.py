@@ -97,7 +97,7 @@ class Upstream:
     def __init__(self, limits: LimitsConfig):
         self.limits = limits
         self.session: aiohttp.ClientSession | None = None
-        self.pools: list[Pool] = []
+        self.tiers: list[Tier] = []  # set by the core: their pools and readiness probes close with this
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
@@ -105,8 +105,10 @@ class Upstream:
                                              skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
-        for pool in self.pools:
-            pool.close()
+        for tier in self.tiers:
+            if tier._ready is not None:
+                tier._ready.cancel()
+            tier.pool.close()
         if self.session is not None:
             await self.session.close()
 
