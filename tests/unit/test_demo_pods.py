@@ -106,7 +106,7 @@ def test_the_cache_runs_its_command_with_its_environment(rendered, tmp_path):
                               resolve=resolve)
     assert list(proc.argv) == ["py", "-m", "tokenfleet", "cache", "--port", "7777", "--host", "127.0.0.1"]
     policy = json.loads(proc.env["TOKENFLEET_CACHE_POLICY"])
-    assert policy["semantic"]["similarityThreshold"] == 0.92
+    assert policy["semantic"]["similarityThreshold"] == 0.79
 
 
 def test_other_containers_are_not_run(rendered, tmp_path):

@@ -72,6 +72,21 @@ def test_traffic_figures_count_hits_by_kind_and_answers_by_tier():
     assert f["rate"] == [(0, 2, 1), (1, 4, 2)]
 
 
+def test_a_cache_can_only_be_expected_to_answer_once_an_earlier_ask_came_back():
+    def ask(i, kind, question, sent, done, cache="miss", tier="a", ttft=None):
+        return Outcome(i, kind, question, sent, sent=sent, done=done, ok=True, tier=tier, cache=cache,
+                       ttft=ttft, stream=ttft is not None)
+
+    outcomes = [ask(0, "new", "q1", 0.0, 2.0), ask(1, "rephrase", "q1", 1.0, 4.0),  # q1 still being answered
+                ask(2, "rephrase", "q1", 2.5, 2.6, cache="semantic", tier=""),  # after the first answer
+                ask(3, "repeat", "q2", 0.5, 3.5, cache="coalesced", tier="b"),  # q2 was never answered before
+                ask(4, "followup", "q2", 5.0, 6.0, tier="b", ttft=0.4)]
+    f = results.traffic_figures(outcomes, ["a", "b"])
+    assert f["after_answer"] == {"rephrase": (1, 1), "repeat": (0, 0)}
+    assert f["latency"]["a"] == (3.0, 3.0, 2) and f["latency"]["b"] == (1.0, 1.0, 1)
+    assert f["latency"]["cache"][2] == 2 and f["ttft"] == (0.4, 0.4, 1)
+
+
 def test_the_timeline_is_clipped_to_the_traffic_window():
     samples = [Sample(1.0, "e", 1, 1, 0), Sample(3.0, "e", 1, 1, 1), Sample(12.0, "e", 2, 1, 1), Sample(14.0, "e", 2, 2, 2)]
     assert results.timeline(samples, 5.0, 20.0)["e"] == [(0.0, 1, 1), (7.0, 2, 1), (9.0, 2, 2), (15.0, 2, 2)]
@@ -119,5 +134,6 @@ def test_the_summary_and_report_show_cost_against_the_baseline(tiers):  # noqa: 
     assert f"tokenfleet ${0.01 / 2200 * 1e6:.4f}" in text
     assert f"baseline ${base.cost_usd / 2200 * 1e6:.4f}" in text
     assert "escalations     0% of the 20 answers" in text
+    assert "p95 by where answered: llama-1b-int4 1.00s" in text and "no streamed request" in text
     page = render(run)
     assert page.count("<svg") == 3 and "tokenfleet demo" in page

@@ -56,7 +56,9 @@ class DemoRun:
     token_split: dict[str, tuple[float, float]]  # tier -> (C_input, C_output) in USD (router metrics)
     timeline: dict[str, list[tuple[float, int, int]]]  # deployment -> (t, desired, ready)
     rate: list[tuple[float, int, int]]  # (second, requests sent, cache hits)
-    latency: dict[str, float]
+    latency: dict[str, tuple[float, float, int]]  # "all", "cache" or a tier -> (p50, p95, count) of whole answers
+    ttft: tuple[float, float, int]  # streamed requests: (p50, p95, count) of the time to the first token
+    after_answer: dict[str, tuple[int, int]]  # repeat/rephrase sent after an earlier ask came back -> (n, hits)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -117,20 +119,45 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
+def answered_earlier(outcomes) -> dict[int, bool]:
+    """For each first-turn request: whether an earlier first turn with the same question had its answer back.
+
+    Only then can a cache answer it; before, the question is still being answered (a rephrasing
+    cannot share the identical request's upstream call, as a repeat can by coalescing).
+    """
+    done: dict[str, list[float]] = {}
+    for o in outcomes:
+        if o.ok and o.kind != "followup":
+            done.setdefault(o.question, []).append(o.done)
+    return {o.index: any(t <= o.sent for t in done.get(o.question, ())) for o in outcomes if o.kind != "followup"}
+
+
+def _latency(values: list[float]) -> tuple[float, float, int]:
+    return percentile(values, 0.5), percentile(values, 0.95), len(values)
+
+
 def traffic_figures(outcomes, tiers: list[str]) -> dict:
     """Cache hits by kind, hits by request kind, answers by tier, per-second rate, latency percentiles."""
     ok = [o for o in outcomes if o.ok]
+    hit = [o.cache in CACHE_KINDS for o in ok]
     hits = {k: sum(1 for o in ok if o.cache == k) for k in CACHE_KINDS}
     kinds = sorted({o.kind for o in outcomes})
-    by_kind = {k: (sum(1 for o in ok if o.kind == k), sum(1 for o in ok if o.kind == k and o.cache in CACHE_KINDS))
+    by_kind = {k: (sum(1 for o in ok if o.kind == k), sum(1 for o, h in zip(ok, hit) if o.kind == k and h))
                for k in kinds}
-    answered_by = {t: sum(1 for o in ok if o.tier == t and o.cache not in CACHE_KINDS) for t in tiers}
+    earlier = answered_earlier(ok)
+    after = {k: (sum(1 for o in ok if o.kind == k and earlier[o.index]),
+                 sum(1 for o, h in zip(ok, hit) if o.kind == k and h and earlier[o.index]))
+             for k in ("repeat", "rephrase") if k in kinds}
+    answered_by = {t: sum(1 for o, h in zip(ok, hit) if o.tier == t and not h) for t in tiers}
     seconds = int(max((o.at for o in outcomes), default=0)) + 1
-    rate = [(s, sum(1 for o in outcomes if int(o.at) == s), sum(1 for o in ok if int(o.at) == s
-                                                               and o.cache in CACHE_KINDS)) for s in range(seconds)]
-    lat = [o.latency for o in ok]
-    return {"cache_hits": hits, "by_kind": by_kind, "answered_by": answered_by, "rate": rate,
-            "latency": {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "max": max(lat, default=math.nan)}}
+    rate = [(s, sum(1 for o in outcomes if int(o.at) == s), sum(1 for o, h in zip(ok, hit) if int(o.at) == s and h))
+            for s in range(seconds)]
+    latency = {"all": _latency([o.latency for o in ok]),
+               "cache": _latency([o.latency for o, h in zip(ok, hit) if h])}
+    latency.update({t: _latency([o.latency for o, h in zip(ok, hit) if o.tier == t and not h]) for t in tiers})
+    ttft = _latency([o.ttft for o in ok if o.stream and o.ttft is not None])
+    return {"cache_hits": hits, "by_kind": by_kind, "after_answer": after, "answered_by": answered_by,
+            "rate": rate, "latency": latency, "ttft": ttft}
 
 
 def router_counters(text: str) -> tuple[dict[tuple[str, str], int], dict[str, tuple[float, float]], dict[str, int]]:
@@ -249,39 +276,68 @@ def replica_story(series: list[tuple[float, int, int]]) -> str:
     return " -> ".join(parts)
 
 
-def summary_lines(run: DemoRun, trace_note: str = "") -> list[str]:
-    """The summary printed at the end of the demo."""
-    ok = run.answered
-    hits = sum(run.cache_hits.values())
+def _cost_lines(run: DemoRun) -> list[str]:
     less = 1 - run.fleet_per_mtok / run.baseline_per_mtok if run.baseline_per_mtok else math.nan
-    engines = [p for p in run.pods if p.kind == "engine"]
+    gpu = sum(p.cost_usd for p in run.pods if p.kind == "engine")
     c_in = sum(v[0] for v in run.token_split.values())
     c_out = sum(v[1] for v in run.token_split.values())
-    gpu = sum(p.cost_usd for p in engines)
+    return [
+        f"cost per 1M tokens  tokenfleet ${run.fleet_per_mtok:.4f}  vs  baseline ${run.baseline_per_mtok:.4f} "
+        f"({run.baseline_desc}): {less:.0%} less",
+        f"  tokenfleet: its pods' lifetimes x their prices, ${run.fleet_cost_usd:.4f} for {run.tokens:,} tokens; "
+        f"GPUs ${gpu:.4f} = C_input ${c_in:.4f} + C_output ${c_out:.4f} + C_infra ${gpu - c_in - c_out:.4f} (idle, "
+        f"starting or spare capacity); router and cache CPUs ${run.fleet_cost_usd - gpu:.4f}",
+        f"  baseline: the same requests replayed through the engine model, ${run.baseline_cost_usd:.4f} "
+        f"(TTFT SLO met by {run.baseline_slo:.0%})",
+    ]
+
+
+def _cache_lines(run: DemoRun) -> list[str]:
+    ok = run.answered
+    names = {"local": "router's own copy", "exact": "cache service exact", "semantic": "cache service semantic",
+             "coalesced": "shared an identical request's upstream call"}
     kinds = ", ".join(f"{k} {h}/{n}" + (f" ({h / n:.0%})" if n else "") for k, (n, h) in run.by_kind.items())
+    after = ", ".join(f"{k} {h}/{n}" + (f" ({h / n:.0%})" if n else "") for k, (n, h) in run.after_answer.items())
+    lookups = ", ".join(f"{k} {v}" for k, v in sorted(run.lookups.items())) or "none"
+    return [
+        f"cache hits      {_share(sum(run.cache_hits.values()), ok)} of answers: "
+        + ", ".join(f"{names[k]} {_share(v, ok)}" for k, v in run.cache_hits.items()),
+        f"  by request kind: {kinds} (new questions and follow-ups sampled at temperature 0.7 are never cached)",
+        f"  sent after an earlier ask of the same question had been answered: {after or 'none'}; the others came "
+        "while it was still being generated",
+        f"  router cache lookups: {lookups}" + (" (error: the cache service did not answer within the router's "
+                                                 "timeout; the request went on)" if run.lookups.get("error") else ""),
+    ]
+
+
+def _latency_lines(run: DemoRun) -> list[str]:
+    lat = run.latency
+    where = [f"cache {lat['cache'][1]:.2f}s"] if lat.get("cache", (0, 0, 0))[2] else []
+    where += [f"{t} {lat[t][1]:.2f}s" for t in run.tiers if lat.get(t, (0, 0, 0))[2]]
+    p50, p95, n = run.ttft
+    return [
+        f"answer time     whole answers: p50 {lat['all'][0]:.2f}s, p95 {lat['all'][1]:.2f}s; p95 by where answered: "
+        + ", ".join(where) + " (an escalated answer includes the cheaper tiers' tries)",
+        f"first token     streamed requests ({n}): p50 {p50:.2f}s, p95 {p95:.2f}s" if n else
+        "first token     no streamed request",
+    ]
+
+
+def summary_lines(run: DemoRun, trace_note: str = "") -> list[str]:
+    """The summary printed at the end of the demo."""
     esc = ", ".join(f"{a} -> {b} {n}" for (a, b), n in sorted(run.escalations.items())) or "none"
     lines = [
         "",
         "== tokenfleet demo: summary ==",
-        f"requests        {run.requests} sent, {ok} answered in {run.seconds:.1f}s{trace_note}",
-        f"cost per 1M tokens  tokenfleet ${run.fleet_per_mtok:.4f}  vs  baseline ${run.baseline_per_mtok:.4f} "
-        f"({run.baseline_desc}): {less:.0%} less",
-        f"  the run's bill: ${run.fleet_cost_usd:.4f} for {run.tokens:,} tokens; GPUs ${gpu:.4f} = C_input "
-        f"${c_in:.4f} + C_output ${c_out:.4f} + C_infra ${gpu - c_in - c_out:.4f}; router and cache CPUs "
-        f"${run.fleet_cost_usd - gpu:.4f}; baseline ${run.baseline_cost_usd:.4f} "
-        f"(TTFT SLO met by {run.baseline_slo:.0%})",
-        f"cache hits      {_share(hits, ok)} of answers: "
-        + ", ".join(f"{k} {_share(v, ok)}" for k, v in run.cache_hits.items()),
-        f"  by request kind: {kinds}",
-        "  router cache lookups: " + (", ".join(f"{k} {v}" for k, v in sorted(run.lookups.items())) or "none")
-        + (" (error: the cache service did not answer within the router's timeout; the request went on)"
-           if run.lookups.get("error") else ""),
+        f"requests        {run.requests} sent, {run.answered} answered in {run.seconds:.1f}s{trace_note}",
+        *_cost_lines(run),
+        *_cache_lines(run),
         f"escalations     {run.escalation_rate:.0%} of the {run.routed} answers from a model came from a tier above "
         f"{run.tiers[0]} (router: {esc})",
         "answered by     " + ", ".join(f"{t} {n}" for t, n in run.answered_by.items()),
         "replicas        " + "; ".join(f"{name.removesuffix('-engine')} {replica_story(series)}"
                                        for name, series in sorted(run.timeline.items()) if name.endswith("-engine")),
-        f"latency         p50 {run.latency['p50']:.2f}s, p95 {run.latency['p95']:.2f}s, max {run.latency['max']:.2f}s",
+        *_latency_lines(run),
     ]
     lines += [f"note: {n.splitlines()[0]}" for n in run.notes]
     return lines

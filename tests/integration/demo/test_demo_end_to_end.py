@@ -66,7 +66,9 @@ def test_the_demo_reports_cost_against_the_baseline_and_stops_everything(tmp_pat
     assert "exited" not in out, out[-4000:]
     assert re.search(r"cost per 1M tokens\s+tokenfleet \$\d+\.\d{4}\s+vs\s+baseline \$\d+\.\d{4} \(llama-70b-awq "
                      r"static x\d+, no cache\)", out), out[-4000:]
-    assert re.search(r"cache hits\s+\d+% of answers: local \d+%, exact \d+%, semantic \d+%", out)
+    assert re.search(r"cache hits\s+\d+% of answers: router's own copy \d+%, cache service exact \d+%, cache "
+                     r"service semantic \d+%", out)
+    assert re.search(r"answer time\s+whole answers: p50 \d+\.\d\ds, p95 \d+\.\d\ds", out)
     assert re.search(r"escalations\s+\d+% of the \d+ answers", out)
     assert "replicas        llama-1b-int4" in out
     assert "stopped every process the demo started" in out
