@@ -53,6 +53,8 @@ def test_objects_the_schema_never_checked_are_invalid_specs_naming_the_field(clu
         ready = wait_reason(cluster, obj["kind"], ns, obj["metadata"]["name"], "InvalidSpec")
         assert f"{obj['kind']} {obj['metadata']['name']}: {field}:" in ready["message"]
         wait_for(lambda o=obj: cluster.events(ns, o["metadata"]["name"], "InvalidSpec"), "the Warning Event")
-    wait_reconciled(cluster, "InferenceFleet", ns, "f")  # the fine ones are served meanwhile
+    wait_reconciled(cluster, "ModelTier", ns, "fine")  # the fine ones are served meanwhile
+    wait_reconciled(cluster, "InferenceFleet", ns, "f")
+    wait_for(lambda: cluster.get("InferenceFleet", ns, "f")["status"].get("readyTiers") == 1, "the fleet's ready tier")
     assert_quiet(cluster, ns)  # nothing retried
     assert operator.alive() and "Traceback" not in operator.log_tail(200_000)
