@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from tokenfleet.api.v1alpha1 import ModelTierSpec  # noqa: E402
 from tokenfleet.autoscaling import ScalingPolicy  # noqa: E402
 from tokenfleet.plan.model import window_replicas  # noqa: E402
-from tokenfleet.replay import (FleetModel, PolicyScaler, QueueThresholdScaler, Request, StaticScaler,  # noqa: E402
-                               floor_cost_per_million_tokens, load_trace, replay)
+from tokenfleet.replay import FleetModel, Request, floor_cost_per_million_tokens, load_trace, replay  # noqa: E402
+from tokenfleet.scalers import PolicyScaler, QueueThresholdScaler, StaticScaler  # noqa: E402
 
 
 WARM_MINUTES = 5  # the autoscalers start with the replicas the trace's first minutes need

@@ -2,7 +2,8 @@
 
 A library for ``bench/autoscale.py`` and ``tokenfleet plan``::
 
-    from tokenfleet.replay import FleetModel, PolicyScaler, load_trace, replay
+    from tokenfleet.replay import FleetModel, load_trace, replay
+    from tokenfleet.scalers import PolicyScaler
     requests = load_trace("trace.csv")              # TIMESTAMP, ContextTokens, GeneratedTokens
     model = FleetModel.for_tier(spec)                # the tier's EngineProfile, start-up delay, SLO
     result = replay(requests, model, PolicyScaler(ScalingPolicy.from_spec(spec)))
@@ -25,15 +26,14 @@ from __future__ import annotations
 import bisect
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
-
-from tokenfleet.autoscaling import ReplicaSignals, ScalerState, ScalingPolicy, TierSignals, desired_replicas
+from tokenfleet.autoscaling import ReplicaSignals, TierSignals
 from tokenfleet.engine.metrics import TTFT_BUCKETS
 from tokenfleet.engine.simulator import BatchSimulator
 from tokenfleet.perf import STARTUP_SECONDS, EngineProfile, default_batch_limits, profile_for_tier
+from tokenfleet.scalers import Scaler
 
 
 @dataclass(frozen=True)
@@ -97,70 +97,6 @@ class FleetModel:
         values = dict(profile=profile_for_tier(spec), ttft_slo_seconds=spec.scaling.ttft_slo_seconds,
                       max_num_batched_tokens=budget)
         return cls(**{**values, **overrides})
-
-
-class Scaler(Protocol):
-    """Anything that turns signals into a replica count, every decision interval."""
-
-    name: str
-
-    def decide(self, now: float, current: int, signals: TierSignals) -> int: ...
-
-
-@dataclass
-class PolicyScaler:
-    """tokenfleet's policy: ``autoscaling.desired_replicas`` with its state carried between calls."""
-
-    policy: ScalingPolicy
-    name: str = "tokenfleet"
-    state: ScalerState = field(default_factory=ScalerState)
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def decide(self, now: float, current: int, signals: TierSignals) -> int:
-        decision = desired_replicas(current, signals, self.policy, self.state, now)
-        self.state = decision.state
-        self.reasons[decision.reason] = self.reasons.get(decision.reason, 0) + 1
-        return decision.replicas
-
-
-@dataclass
-class QueueThresholdScaler:
-    """KEDA's Prometheus scaler on ``sum(vllm:num_requests_waiting) > threshold`` through the HPA.
-
-    HPA v2 semantics for an AverageValue target: desired = ceil(sum / threshold), no change within
-    the 10% tolerance, scale-up by at most max(100%, 4 pods) per decision, scale-down to the
-    highest desired count of the last ``stabilization`` seconds; bounded by [min, max].
-    """
-
-    threshold: float = 5.0
-    min_replicas: int = 1
-    max_replicas: int = 64
-    stabilization: float = 300.0
-    tolerance: float = 0.1
-    name: str = "queue-threshold"
-    history: list[tuple[float, int]] = field(default_factory=list)
-
-    def decide(self, now: float, current: int, signals: TierSignals) -> int:
-        waiting = sum(r.waiting for r in signals.replicas) + signals.router_waiting
-        ratio = waiting / max(current, 1) / self.threshold
-        desired = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(waiting / self.threshold)
-        desired = min(max(desired, self.min_replicas), self.max_replicas)
-        seen = self.history or [(now, current)]  # as if it had run before: no scale-down in its first window
-        self.history = [(t, r) for t, r in seen if now - t < self.stabilization] + [(now, desired)]
-        if desired > current:
-            return min(desired, max(2 * current, current + 4))
-        return min(current, max(r for _, r in self.history))
-
-
-@dataclass
-class StaticScaler:
-    """A fixed fleet."""
-
-    replicas: int
-    name: str = "static"
-
-    def decide(self, now: float, current: int, signals: TierSignals) -> int:
-        return self.replicas
 
 
 class _Replica:

@@ -1,4 +1,4 @@
-"""The trace replay library (tokenfleet.replay): trace parsing, PromQL-like signals, billing, baselines."""
+"""The trace replay library (tokenfleet.replay, tokenfleet.scalers): trace parsing, PromQL-like signals, billing, baselines."""
 
 from __future__ import annotations
 
@@ -10,17 +10,15 @@ from tokenfleet.autoscaling import ReplicaSignals, ScalingPolicy, TierSignals
 from tokenfleet.perf import build_profile
 from tokenfleet.replay import (
     FleetModel,
-    PolicyScaler,
-    QueueThresholdScaler,
     ReplayResult,
     Request,
-    StaticScaler,
     floor_cost_per_million_tokens,
     histogram_quantile,
     load_trace,
     replay,
     saturation_tokens_per_second,
 )
+from tokenfleet.scalers import PolicyScaler, QueueThresholdScaler, StaticScaler
 
 PROFILE = build_profile(parameters_b=8, weights="fp8", gpu_type="nvidia-h100")
 

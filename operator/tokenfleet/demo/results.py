@@ -17,7 +17,8 @@ from tokenfleet.api.v1alpha1 import InferenceFleetSpec, ModelTierSpec
 from tokenfleet.perf import profile_for_tier
 from tokenfleet.plan.model import CPU_HOURLY_USD, static_replicas
 from tokenfleet.plan.stages import cpu_cores
-from tokenfleet.replay import FleetModel, Request, StaticScaler, replay
+from tokenfleet.replay import FleetModel, Request, replay
+from tokenfleet.scalers import StaticScaler
 
 PEAK_WINDOW = 10.0  # seconds: the demo is short, so its peak is judged over shorter windows than plan's
 CACHE_KINDS = ("local", "exact", "semantic", "coalesced")

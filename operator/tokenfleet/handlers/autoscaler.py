@@ -172,13 +172,13 @@ class Autoscaler:
         signals = self.metrics.read(tier)
         key = (namespace, name)
         decision = desired_replicas(current, signals, policy, self.states.get(key, ScalerState()), self.clock())
-        self.states[key] = decision.state
         self.series.decisions.labels(namespace, name, decision.reason).inc()
         status = {}
         if decision.replicas != current:
-            self._scale(obj, deployment, current, decision)
+            self._scale(obj, deployment, current, decision)  # raises if the API refuses: the state stays as it was
             status["lastScale"] = {"time": now_rfc3339(), "from": current, "to": decision.replicas,
                                    "reason": decision.reason}
+        self.states[key] = decision.state
         if decision.reason == METRICS_UNAVAILABLE and key not in self.holding:
             log.warning("ModelTier %s/%s: holding %d replicas: %s", namespace, name, current, decision.message)
         (self.holding.add if decision.reason == METRICS_UNAVAILABLE else self.holding.discard)(key)

@@ -12,7 +12,8 @@ from tokenfleet.plan.model import (DEFAULT_CACHE_HIT_RATE, Assumptions, FleetInp
                                    assign_tiers, default_shares, serial_replicas, split_cache, static_replicas,
                                    trace_period, windows)
 from tokenfleet.render import Settings
-from tokenfleet.replay import FleetModel, PolicyScaler, Request, StaticScaler, replay
+from tokenfleet.replay import FleetModel, Request, replay
+from tokenfleet.scalers import PolicyScaler, StaticScaler
 
 
 class PlanError(ValueError):
