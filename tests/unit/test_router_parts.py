@@ -53,6 +53,14 @@ def test_budget_is_per_calendar_month():
     assert budget.exceeded()
     now[0] = calendar.timegm((2026, 2, 1, 0, 0, 1))
     assert not budget.exceeded() and budget.spend == 0.0
+    budget.add(10.0)
+    now[0] = calendar.timegm((2026, 2, 28, 23, 59, 59))
+    assert budget.exceeded()
+    now[0] = calendar.timegm((2026, 12, 31, 23, 59, 59))  # a new year comes round too
+    budget.add(10.0)
+    assert budget.exceeded()
+    now[0] = calendar.timegm((2027, 1, 1, 0, 0, 0))
+    assert not budget.exceeded()
     assert not Budget(None).exceeded()
 
 

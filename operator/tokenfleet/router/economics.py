@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from typing import Callable
 
@@ -33,9 +34,13 @@ def request_cost(tier: TierEndpoint, tokens_in: int, tokens_out: int) -> float:
     return (tokens_in * tier.input_cost_per_million + tokens_out * tier.output_cost_per_million) / 1e6
 
 
-def _month(now: float) -> tuple[int, int]:
+def _month_bounds(now: float) -> tuple[float, float]:
+    """Start and end (UTC timestamps) of the calendar month holding ``now``."""
     t = time.gmtime(now)
-    return t.tm_year, t.tm_mon
+    year, month = t.tm_year, t.tm_mon
+    start = calendar.timegm((year, month, 1, 0, 0, 0))
+    end = calendar.timegm((year + month // 12, month % 12 + 1, 1, 0, 0, 0))
+    return start, end
 
 
 class Budget:
@@ -46,13 +51,13 @@ class Budget:
         self.limit = monthly_usd
         self.on_exceeded = on_exceeded
         self.clock = clock
-        self.month = _month(clock())
+        self._bounds = _month_bounds(clock())
         self.spend = 0.0
 
     def _roll(self) -> None:
-        month = _month(self.clock())
-        if month != self.month:
-            self.month, self.spend = month, 0.0
+        now = self.clock()
+        if not self._bounds[0] <= now < self._bounds[1]:  # a month boundary passed (or the clock went back)
+            self._bounds, self.spend = _month_bounds(now), 0.0
 
     def add(self, usd: float) -> float:
         """Record spend; returns the month's total."""
