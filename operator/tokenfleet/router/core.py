@@ -73,10 +73,11 @@ class RouterCore:
             order=[], judge=False, scope=self.config.fleet,
         )
         self._route(call, body["model"])
-        call.shareable = self.config.cache.cache_nondeterministic or cachekey.is_deterministic(body)
-        call.cacheable = call.shareable and self.caching
-        if call.shareable and (call.cacheable or self.coalescer is not None):
-            call.key = local_key(tenant, call.scope, body)
+        if self.caching or self.coalescer is not None:  # else nothing is shared: skip the key work
+            call.shareable = self.config.cache.cache_nondeterministic or cachekey.is_deterministic(body)
+            call.cacheable = call.shareable and self.caching
+            if call.shareable:
+                call.key = local_key(tenant, call.scope, body)
         return call
 
     def _route(self, call: Call, model: str) -> None:
@@ -118,10 +119,11 @@ class RouterCore:
         return await self._unary_miss(call)
 
     async def _unary_miss(self, call: Call) -> Reply:
-        hit = await self._lookup(call)
-        if hit is not None:
-            kind, response = hit
-            return Reply(200, orjson.dumps(response), "none", kind, 0.0, response)
+        if call.cacheable:
+            hit = await self._lookup(call)
+            if hit is not None:
+                kind, response = hit
+                return Reply(200, orjson.dumps(response), "none", kind, 0.0, response)
         reply = await run_unary(self, call)
         if call.cacheable and reply.status == 200:
             self.remember(call, reply.response, reply.body)
@@ -141,7 +143,7 @@ class RouterCore:
         return self._stream_miss(call), False
 
     async def _stream_miss(self, call: Call) -> AsyncIterator[Head | bytes | Cost]:
-        hit = await self._lookup(call)
+        hit = await self._lookup(call) if call.cacheable else None
         if hit is not None:
             async for item in _replayed(hit[1], call, hit[0]):
                 yield item
@@ -152,8 +154,7 @@ class RouterCore:
     # ------------------------------------------------------------------ caches and billing
 
     async def _lookup(self, call: Call) -> tuple[str, dict] | None:
-        if not call.cacheable:
-            return None
+        """The cache service's answer to a cacheable call (the local LRU was asked already)."""
         if self.cache is None:
             self.metrics.lookup("miss")
             return None

@@ -48,13 +48,18 @@ def tags(tier: str, cache: str, cost: float | None = None) -> Headers:
 
 
 async def completion(core: RouterCore, kind: str, authorization: bytes | None,
-                     read_body: Callable[[int], Awaitable[bytes]], out: Responder) -> None:
-    """``POST /v1/chat/completions`` (kind 'chat') or ``POST /v1/completions`` (kind 'completion')."""
+                     read_body: Callable[[int], bytes | Awaitable[bytes]], out: Responder) -> None:
+    """``POST /v1/chat/completions`` (kind 'chat') or ``POST /v1/completions`` (kind 'completion').
+
+    ``read_body(limit)`` gives the body (or an awaitable of it), raising a 413 RouterError past ``limit``.
+    """
     started = time.perf_counter()
     tier, cache, status = "none", "miss", 500
     try:
         tenant = tenant_for(authorization, core.settings.api_keys)
-        raw = await read_body(core.config.limits.max_body_bytes)
+        raw = read_body(core.config.limits.max_body_bytes)
+        if not isinstance(raw, bytes):
+            raw = await raw
         call = core.prepare(kind, tenant, raw)
         call.started = started
         if call.stream:

@@ -125,10 +125,6 @@ class Response:
         if now - self.last_activity >= self.timeout:
             self._fail(TimeoutError(f"no data from the tier for {self.timeout:g}s"))
 
-    async def _until_head(self) -> None:
-        while not self.status:
-            await self._wait()
-
     async def read(self) -> bytes:
         """The whole body."""
         while not self.complete:
@@ -188,18 +184,21 @@ class Pool:
             for response in list(self._waiting):
                 response._expire_if_silent(now)
 
-    async def _connection(self) -> tuple[_Connection, bool]:
+    def _idle_connection(self) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
-                return conn, True
+                return conn
+        return None
+
+    async def _new_connection(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: _Connection(loop), self.host, self.port), self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as err:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {err or 'timeout'}") from None
-        return conn, False
+        return conn
 
     async def request(self, method: bytes, path: str, body: bytes = b"", accept: bytes = b"application/json",
                       extra_headers: bytes = b"") -> Response:
@@ -210,14 +209,18 @@ class Pool:
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())
         for attempt in (0, 1):
-            conn, reused = await self._connection()
+            conn = self._idle_connection()
+            reused = conn is not None
+            if conn is None:
+                conn = await self._new_connection()
             response = Response(self, conn, self.read_timeout)
             conn.response = response
             conn.transport.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 conn.transport.write(body)
             try:
-                await response._until_head()
+                while not response.status:
+                    await response._wait()
                 return response
             except UpstreamIOError:
                 response.release()

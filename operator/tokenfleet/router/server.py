@@ -10,6 +10,7 @@ write back-pressure, idle keep-alive timeout, graceful shutdown.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections import deque
@@ -25,15 +26,16 @@ log = logging.getLogger("tokenfleet.router.server")
 KEEPALIVE_SECONDS = 75.0  # idle keep-alive connections closed after this (longer than common LB idle timeouts)
 DRAIN_LIMIT = 64 << 20  # a declared body over the limit but under this is read and dropped before the 413
 MAX_PIPELINE = 64  # requests queued on one connection before reading pauses
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 
 def _status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
 
 
 def _header_block(headers: handlers.Headers) -> bytes:
-    return b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers)
+    return b"".join([b"%s: %s\r\n" % header for header in headers])
 
 
 class _Request:
@@ -66,11 +68,14 @@ class _Responder:
         return b"" if self.keep_alive else b"connection: close\r\n"
 
     async def whole(self, status: int, headers: handlers.Headers, body: bytes) -> None:
-        if self.conn.closed:
+        conn = self.conn
+        if conn.closed:
             return
-        self.conn.transport.write(b"%s%s%scontent-length: %d\r\n\r\n%s" % (
-            _status_line(status), _header_block(headers), self._connection_header(), len(body), body))
-        await self.conn.drain()
+        conn.transport.write(b"%s%s%scontent-length: %d\r\n\r\n%s" % (
+            _status_line(status), _header_block(headers), b"" if self.keep_alive else b"connection: close\r\n",
+            len(body), body))
+        if not conn.writable.is_set():
+            await conn.writable.wait()
 
     async def start(self, status: int, headers: handlers.Headers) -> None:
         if not self.conn.closed:
@@ -78,9 +83,11 @@ class _Responder:
                 _status_line(status), _header_block(headers), self._connection_header()))
 
     async def chunk(self, data: bytes) -> None:
-        if data and not self.conn.closed:
-            self.conn.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
-            await self.conn.drain()
+        conn = self.conn
+        if data and not conn.closed:
+            conn.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if not conn.writable.is_set():
+                await conn.writable.wait()
 
     async def end(self) -> None:
         if not self.conn.closed:
@@ -104,8 +111,8 @@ class HttpConnection(asyncio.Protocol):
         self.busy = False
         self.request: _Request | None = None
         self.last_activity = self.loop.time()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self.writable = asyncio.Event()  # cleared while the transport's buffer is full
+        self.writable.set()
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -116,7 +123,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        self._writable.set()
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.loop.time()
@@ -128,14 +135,10 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(400, f"malformed HTTP request: {err}")
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self.writable.clear()
 
     def resume_writing(self) -> None:
-        self._writable.set()
-
-    async def drain(self) -> None:
-        if not self._writable.is_set():
-            await self._writable.wait()
+        self.writable.set()
 
     # ------------------------------------------------------------------ httptools callbacks
 
@@ -243,7 +246,7 @@ class HttpConnection(asyncio.Protocol):
             await out.whole(err.status, err.headers(), err.body())
 
 
-async def _body(request: _Request, limit: int) -> bytes:
+def _body(request: _Request, limit: int) -> bytes:
     if request.too_large:
         raise errors.too_large(limit)
     return b"".join(request.parts)
@@ -296,6 +299,8 @@ def serve(settings: RouterSettings) -> None:
     async def main() -> None:
         server = RouterServer(settings)
         await server.start(settings.host, settings.port)
+        gc.collect()
+        gc.freeze()  # what start-up built lives for good: the cyclic GC need not walk it again
         cfg = settings.config
         log.warning("tokenfleet router for fleet %s listening on http://%s:%d (%d tiers, mode %s)", cfg.fleet,
                     settings.host, settings.port, len(cfg.tiers), cfg.routing.mode)

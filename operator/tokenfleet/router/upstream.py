@@ -48,9 +48,15 @@ class Gate:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def enter(self) -> None:
+    def try_enter(self) -> bool:
+        """Take a free slot at once if there is one and nobody queues for it (no coroutine on the fast path)."""
         if self.inflight < self.concurrency and not self._waiters:
             self.inflight += 1
+            return True
+        return False
+
+    async def enter(self) -> None:
+        if self.try_enter():
             return
         if len(self._waiters) >= self.queue:
             raise Saturated()
@@ -114,6 +120,7 @@ class Upstream:
 
     async def _request(self, tier: Tier, path: str, payload: bytes, accept: bytes = b"application/json",
                        method: bytes = b"POST") -> Response:
+        """The tier's answer once its status line is in; TierFailed for what counts against the tier."""
         try:
             resp = await tier.pool.request(method, path, payload, accept)
         except ConnectFailed:  # refused, no route, connect timeout: nothing listens (yet)
@@ -131,6 +138,10 @@ class Upstream:
         """Non-streaming call: (status, body) for statuses below 500 except 429."""
         resp = await self._request(tier, path, payload)
         try:
+            if resp.complete:  # the whole answer came with the status line: no coroutine to read it
+                body = b"".join(resp.chunks)
+                resp.release()
+                return resp.status, body
             return resp.status, await resp.read()
         except (UpstreamIOError, TimeoutError) as err:
             raise TierFailed(tier.name, f"read failed ({err})") from None
@@ -180,7 +191,8 @@ async def call_with_gate(upstream: Upstream, tier: Tier, fn, *, hold: bool = Fal
     success (a stream being read) and the caller must call ``release(tier)``.
     """
     for attempt in (0, 1):
-        await tier.gate.enter()
+        if not tier.gate.try_enter():
+            await tier.gate.enter()
         tier.inflight.inc()
         try:
             result = await fn()
