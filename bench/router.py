@@ -3,10 +3,13 @@
 Everything runs on this machine in one run with one load generator (wrk, a Lua script for the
 POST body) at the same concurrency: the engine emulator in --instant mode as the backend,
 tokenfleet's router in pass-through (one tier, caches and coalescing off), the same router's
-cache-hit path (local LRU), LiteLLM proxy and vllm-router. Each target gets a throughput run
-(--connections) and an unloaded latency run (1 connection). Peers are looked up in a separate
-virtual environment (--peers-venv or $TOKENFLEET_PEERS_VENV, default /tmp/peers-venv); a missing
-peer is skipped and said so. The last line printed is the JSON summary.
+cache-hit path (local LRU), LiteLLM proxy and vllm-router, all started side by side. Every
+target gets --rounds throughput runs (--connections), taken in turn with direct's, and one
+unloaded latency run (1 connection); medians are reported, and each ratio to direct is taken
+within a round, so a shared machine's changing load bears on both sides of it. Peers are looked
+up in a separate virtual environment (--peers-venv or $TOKENFLEET_PEERS_VENV, default
+/tmp/peers-venv); a missing peer is skipped and said so. The last line printed is the JSON
+summary.
 
     python bench/router.py --duration 10 --connections 32
 """
@@ -14,12 +17,15 @@ peer is skipped and said so. The last line printed is the JSON summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -117,19 +123,29 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def measure(name: str, url: str, body: dict, args, workdir: Path, pids: list[int]) -> dict:
-    """Loaded and unloaded wrk runs; ``pids``: the process under test, whose CPU per request is reported."""
-    wrk(url, body, args.connections, min(2.0, args.duration), workdir)  # warm-up: connection pools, caches
+def loaded(url: str, body: dict, args, workdir: Path, pids: list[int]) -> dict:
+    """One throughput run at --connections; ``pids``: the process under test, whose CPU per request is reported."""
     cpu = cpu_seconds(pids)
-    loaded = wrk(url, body, args.connections, args.duration, workdir)
+    run = wrk(url, body, args.connections, args.duration, workdir)
     cpu = cpu_seconds(pids) - cpu
-    unloaded = wrk(url, body, 1, max(2.0, args.duration / 2), workdir)
-    result = {"rps": loaded["rps"], "p50_ms": loaded["p50_ms"], "p99_ms": loaded["p99_ms"],
-              "errors": loaded["errors"], "unloaded_p50_ms": unloaded["p50_ms"], "unloaded_p99_ms": unloaded["p99_ms"],
-              "cpu_us_per_request": round(cpu / max(loaded["requests"], 1) * 1e6, 1)}
-    print(f"{name:<22} {result['rps']:>9.1f} req/s  p50 {result['p50_ms']:7.3f} ms  p99 {result['p99_ms']:7.3f} ms"
-          f"  | 1 conn p50 {result['unloaded_p50_ms']:6.3f} ms  | {result['cpu_us_per_request']:6.1f} us CPU/req"
-          f"  errors {result['errors']}", flush=True)
+    return {**run, "cpu_us_per_request": round(cpu / max(run["requests"], 1) * 1e6, 1)}
+
+
+def summarize(name: str, runs: list[dict], directs: list[dict], unloaded: dict, unloaded_direct: dict) -> dict:
+    """Medians over the rounds; the ratio to direct is taken per round (same minute, same machine load)."""
+    ratios = [r["rps"] / d["rps"] for r, d in zip(runs, directs) if d["rps"]]
+    keys = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
+    result = {key: statistics.median(r[key] for r in runs) for key in keys}
+    result.update(
+        errors=sum(r["errors"] for r in runs), unloaded_p50_ms=unloaded["p50_ms"], unloaded_p99_ms=unloaded["p99_ms"],
+        rps_ratio_to_direct=round(statistics.median(ratios), 3) if ratios else None,
+        rps_ratio_per_round=[round(x, 3) for x in ratios], rps_per_round=[r["rps"] for r in runs],
+        added_p50_ms=round(statistics.median(r["p50_ms"] - d["p50_ms"] for r, d in zip(runs, directs)), 3),
+        added_unloaded_p50_ms=round(unloaded["p50_ms"] - unloaded_direct["p50_ms"], 3),
+    )
+    print(f"{name:<22} {result['rps']:>9.1f} req/s ({result['rps_ratio_to_direct']})  p50 {result['p50_ms']:7.3f} ms"
+          f"  p99 {result['p99_ms']:7.3f} ms  | 1 conn p50 {result['unloaded_p50_ms']:6.3f} ms"
+          f"  | {result['cpu_us_per_request']:6.1f} us CPU/req  errors {result['errors']}", flush=True)
     return result
 
 
@@ -183,8 +199,6 @@ async def _client_cost(name: str, backend: str, total: int, concurrency: int) ->
 
 def client_costs(backend: str, total: int = 20000, concurrency: int = 32) -> dict:
     """Upstream client choice: httpx vs aiohttp vs the router's pooled httptools client, same backend."""
-    import asyncio
-
     import uvloop
 
     results = {}
@@ -200,67 +214,72 @@ def router_cmd(backend: str, port: int, *flags: str) -> list[str]:
     return tokenfleet_cmd("router", "--host", "127.0.0.1", "--port", str(port), "--tier", f"{MODEL}={backend}", *flags)
 
 
+def start_targets(stack: contextlib.ExitStack, args, backend: str, workdir: Path, skipped: dict) -> dict:
+    """Every proxy under test, started side by side: name -> (url, body, pid)."""
+    chat = "/v1/chat/completions"
+    passthrough = ("--local-cache-entries", "0", "--no-coalescing")
+    routers = [("tokenfleet", passthrough, SAMPLED), ("tokenfleet_cache_hit", (), DETERMINISTIC)]
+    if args.uvicorn:
+        routers.insert(1, ("tokenfleet_uvicorn", (*passthrough, "--server", "uvicorn"), SAMPLED))
+    targets = {}
+    for name, flags, body in routers:
+        port = free_port()
+        proc = stack.enter_context(running(router_cmd(backend, port, *flags), log_path=workdir / f"{name}.log",
+                                           ready_url=f"http://127.0.0.1:{port}/readyz"))
+        targets[name] = (f"http://127.0.0.1:{port}{chat}", body, proc.pid)
+    post_once(targets["tokenfleet_cache_hit"][0], DETERMINISTIC)
+    assert post_once(targets["tokenfleet_cache_hit"][0], DETERMINISTIC)["headers"]["x-tokenfleet-cache"] == "local"
+    for name, starter in (("vllm_router", vllm_router_proc), ("litellm", litellm_proc)):
+        port = free_port()
+        proc, why = starter(Path(args.peers_venv), backend, port, workdir)
+        try:
+            if proc is None:
+                raise RuntimeError(why)
+            popen = stack.enter_context(proc)
+            post_once(f"http://127.0.0.1:{port}{chat}", SAMPLED)
+            targets[name] = (f"http://127.0.0.1:{port}{chat}", SAMPLED, popen.pid)
+        except (RuntimeError, OSError, urllib.error.URLError) as err:
+            skipped[name] = str(err)[:300]
+            print(f"{name:<22} skipped: {skipped[name]}", flush=True)
+    return targets
+
+
 def run(args) -> dict:
-    venv = Path(args.peers_venv)
+    """Direct and every target in turn, ``--rounds`` times over: each ratio compares runs close in time."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-router-"))
-    results: dict[str, dict] = {}
+    load_at_start = os.getloadavg()
     skipped: dict[str, str] = {}
     backend_port = free_port()
     backend = f"http://127.0.0.1:{backend_port}"
-    chat = "/v1/chat/completions"
-    with running(tokenfleet_cmd("emulate-engine", "--port", str(backend_port), "--model", MODEL, "--instant"),
-                 ready_url=backend + "/health", log_path=workdir / "engine.log") as engine:
+    with contextlib.ExitStack() as stack:
+        engine = stack.enter_context(running(
+            tokenfleet_cmd("emulate-engine", "--port", str(backend_port), "--model", MODEL, "--instant"),
+            ready_url=backend + "/health", log_path=workdir / "engine.log"))
         clients = client_costs(backend) if args.clients else {}
-        results["direct"] = measure("direct", backend + chat, SAMPLED, args, workdir, [engine.pid])
-        port = free_port()
-        passthrough = ("--local-cache-entries", "0", "--no-coalescing")
-        cmd = router_cmd(backend, port, *passthrough)
-        with running(cmd, ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router.log") as proc:
-            results["tokenfleet"] = measure("tokenfleet", f"http://127.0.0.1:{port}{chat}", SAMPLED, args, workdir,
-                                            [proc.pid])
-        if args.uvicorn:
-            port = free_port()
-            with running(router_cmd(backend, port, *passthrough, "--server", "uvicorn"),
-                         ready_url=f"http://127.0.0.1:{port}/readyz", log_path=workdir / "router-uvicorn.log") as proc:
-                results["tokenfleet_uvicorn"] = measure("tokenfleet (uvicorn)", f"http://127.0.0.1:{port}{chat}",
-                                                        SAMPLED, args, workdir, [proc.pid])
-        port = free_port()
-        with running(router_cmd(backend, port), ready_url=f"http://127.0.0.1:{port}/readyz",
-                     log_path=workdir / "router-cache.log") as proc:
-            url = f"http://127.0.0.1:{port}{chat}"
-            post_once(url, DETERMINISTIC)
-            assert post_once(url, DETERMINISTIC)["headers"]["x-tokenfleet-cache"] == "local"
-            results["tokenfleet_cache_hit"] = measure("tokenfleet cache hit", url, DETERMINISTIC, args, workdir,
-                                                      [proc.pid])
-        for name, starter in (("vllm_router", vllm_router_proc), ("litellm", litellm_proc)):
-            port = free_port()
-            proc, why = starter(venv, backend, port, workdir)
-            if proc is None:
-                skipped[name] = why
-                print(f"{name:<22} skipped: {why}", flush=True)
-                continue
-            try:
-                with proc as popen:
-                    url = f"http://127.0.0.1:{port}{chat}"
-                    post_once(url, SAMPLED)
-                    results[name] = measure(name, url, SAMPLED, args, workdir, [popen.pid])
-            except (RuntimeError, OSError, subprocess.CalledProcessError) as err:
-                skipped[name] = f"failed: {err}"[:300]
-                print(f"{name:<22} failed: {err}", flush=True)
-    direct = results["direct"]
-    for name, r in results.items():
-        r["rps_ratio_to_direct"] = round(r["rps"] / direct["rps"], 3) if direct["rps"] else None
-        r["added_p50_ms"] = round(r["p50_ms"] - direct["p50_ms"], 3)
-        r["added_unloaded_p50_ms"] = round(r["unloaded_p50_ms"] - direct["unloaded_p50_ms"], 3)
-    return {"bench": "router", "connections": args.connections, "duration_s": args.duration, "cores": os.cpu_count(),
-            "backend": "tokenfleet emulate-engine --instant", "results": results, "skipped": skipped,
-            "upstream_clients": clients}
+        targets = {"direct": (backend + "/v1/chat/completions", SAMPLED, engine.pid),
+                   **start_targets(stack, args, backend, workdir, skipped)}
+        for url, body, _ in targets.values():  # warm-up: connection pools, caches
+            wrk(url, body, args.connections, min(2.0, args.duration), workdir)
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, (url, body, pid) in targets.items():
+                runs[name].append(loaded(url, body, args, workdir, [pid]))
+        unloaded = {name: wrk(url, body, 1, max(2.0, args.duration / 2), workdir)
+                    for name, (url, body, _) in targets.items()}
+    results = {name: summarize(name, runs[name], runs["direct"], unloaded[name], unloaded["direct"])
+               for name in targets}
+    return {"bench": "router", "connections": args.connections, "duration_s": args.duration, "rounds": args.rounds,
+            "cores": os.cpu_count(), "load_average_start": load_at_start,
+            "load_average_end": os.getloadavg(), "backend": "tokenfleet emulate-engine --instant",
+            "results": results, "skipped": skipped, "upstream_clients": clients}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds per loaded run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections for the loaded run (default 32)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="loaded runs of every target, taken in turn; medians are reported (default 3)")
     parser.add_argument("--peers-venv", default=os.environ.get("TOKENFLEET_PEERS_VENV", "/tmp/peers-venv"),
                         help="virtual environment holding litellm and vllm-router (default $TOKENFLEET_PEERS_VENV "
                              "or /tmp/peers-venv)")
