@@ -30,13 +30,11 @@ class CacheClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
         self.metrics = metrics
         self.semantic = semantic
-        self.errors = 0
         self._consecutive = 0
         self._open_until = 0.0
         self._tasks: set[asyncio.Task] = set()
 
     def _failed(self, what: str, err: BaseException) -> None:
-        self.errors += 1
         self._consecutive += 1
         if self._consecutive >= BREAKER_ERRORS:
             self._open_until = time.monotonic() + BREAKER_SECONDS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokenfleet.api.routerconfig import RouterConfig, TierEndpoint
@@ -23,7 +23,6 @@ class RouterSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     classifier: str | None = None  # "module:function" overriding routing.complexity.classifier
-    extra: dict = field(default_factory=dict)
 
 
 def parse_tier(text: str) -> TierEndpoint:
