@@ -154,7 +154,7 @@ def test_tier_flags_name_a_url(text, url):
     assert tier.url == url and tier.served_model == tier.name
 
 
-@pytest.mark.parametrize("text", ["small", "=http://x", "small=ftp://x"])
+@pytest.mark.parametrize("text", ["small", "=http://x", "small=ftp://x", "small=https://x"])
 def test_bad_tier_flags_are_refused(text):
     with pytest.raises(SettingsError, match="--tier"):
         parse_tier(text)
@@ -173,6 +173,13 @@ def test_flags_build_a_config_and_pick_the_mode(tmp_path):
         build_config()
     with pytest.raises(SettingsError, match="unique"):
         build_config(tiers=["a=http://x:1", "a=http://x:2"])
+
+
+def test_a_config_file_with_a_tls_tier_is_refused_with_the_field(tmp_path):
+    path = tmp_path / "router.yaml"
+    path.write_text("tiers: [{name: small, url: 'https://small:8000/v1', servedModel: small}]\n")
+    with pytest.raises(SettingsError, match="tiers.0.url"):
+        build_config(config_file=str(path))
 
 
 def test_api_keys_file_maps_keys_to_tenants(tmp_path):

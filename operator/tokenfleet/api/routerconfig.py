@@ -24,7 +24,8 @@ class TierEndpoint(ApiModel):
     """One tier as the router reaches it."""
 
     name: str = Field(min_length=1, description="Tier name (the ModelTier's name); a request's model may name it.")
-    url: str = Field(min_length=1, description="OpenAI API base URL of the tier, ending in /v1.")
+    url: str = Field(pattern=r"^http://[^/]", description="OpenAI API base URL of the tier, ending in /v1; "
+                     "http:// only (tiers are in-cluster services; the router does not speak TLS to them).")
     served_model: str = Field(min_length=1, description="Model name to send upstream.")
     input_cost_per_million: float = Field(default=0.0, ge=0, description="USD per 1M prompt tokens.")
     output_cost_per_million: float = Field(default=0.0, ge=0, description="USD per 1M generated tokens.")

@@ -31,8 +31,9 @@ def parse_tier(text: str) -> TierEndpoint:
     if not sep or not name or not url:
         raise SettingsError(f"--tier {text!r}: expected NAME=URL, e.g. small=http://127.0.0.1:8001/v1")
     url = url.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise SettingsError(f"--tier {text!r}: URL must start with http:// or https://")
+    if not url.startswith("http://"):
+        raise SettingsError(f"--tier {text!r}: URL must start with http:// (tiers are in-cluster services; "
+                            "the router does not speak TLS to them)")
     if not url.endswith("/v1"):
         url += "/v1"
     return TierEndpoint(name=name, url=url, served_model=name)
