@@ -35,7 +35,6 @@ CPU_HOURLY_USD = 0.05  # one vCPU-hour of a general-purpose node (about AWS m7i 
 DEFAULT_CACHE_HIT_RATE = 0.2
 DEFAULT_SMALL_TIER_SHARE = 0.6
 DEFAULT_PEAK_WINDOW = 60.0
-STAGES = ("baseline", "batching", "quantization", "autoscaling", "cascade", "cache")
 
 
 @dataclass(frozen=True)
