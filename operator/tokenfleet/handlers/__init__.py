@@ -2,14 +2,12 @@
 
 ``build_registry`` imports the modules listed in MODULES and lets each register its handlers on
 one explicit ``kopf.OperatorRegistry`` (no import-time side effects on kopf's global registry).
-A module that is listed but not present yet (the autoscaler) is skipped; one that is present
-must define ``register``. ``kopf_settings`` holds every kopf setting the operator relies on.
+``kopf_settings`` holds every kopf setting the operator relies on.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import random
 
@@ -31,14 +29,7 @@ def build_registry(config: OperatorConfig, registry: kopf.OperatorRegistry | Non
         return kopf.login_via_client(**kwargs)
 
     for name in MODULES:
-        module_name = f"{__name__}.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        register = getattr(module, "register", None)
-        if register is None:
-            raise RuntimeError(f"{module_name} must define register(registry, config) to add its handlers")
-        register(registry, config)
+        importlib.import_module(f"{__name__}.{name}").register(registry, config)
     return registry
 
 
