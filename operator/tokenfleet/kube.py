@@ -33,9 +33,7 @@ BUILTIN: dict[tuple[str, str], tuple[type, str]] = {
     ("apps/v1", "Deployment"): (client.AppsV1Api, "deployment"),
     ("v1", "Service"): (client.CoreV1Api, "service"),
     ("v1", "ConfigMap"): (client.CoreV1Api, "config_map"),
-    ("v1", "Secret"): (client.CoreV1Api, "secret"),
     ("v1", "Event"): (client.CoreV1Api, "event"),
-    ("v1", "Pod"): (client.CoreV1Api, "pod"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): (client.AutoscalingV2Api, "horizontal_pod_autoscaler"),
 }
 
