@@ -1,17 +1,27 @@
-"""What each handler decides before touching the API: children to apply, or the problem to report."""
+"""What each handler decides before touching the API (children to apply, or the problem to report), and how outcomes become kopf retries."""
 
+import json
+import logging
+
+import kopf
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tokenfleet.api.v1alpha1 import InferenceFleetSpec
 from tokenfleet.conditions import (
+    APPLY_FAILED,
     CACHE_POLICY_NOT_FOUND,
     INSUFFICIENT_GPU_MEMORY,
     INVALID_SPEC,
     TIER_INVALID,
     TIER_NOT_FOUND,
+    Problem,
 )
+from tokenfleet.config import OperatorConfig
 from tokenfleet.handlers import cachepolicy, fleet, modeltier
 from tokenfleet.handlers.children import controller_of
+from tokenfleet.handlers.common import RETRY_DELAY, build_memo, refresh, settle
+from tokenfleet.kube import Kube
 from tokenfleet.render import Meta, Settings
 
 SETTINGS = Settings(image="example/tokenfleet:test")
@@ -141,3 +151,56 @@ OWNERS = [
 @pytest.mark.parametrize("refs, expected", OWNERS)
 def test_a_child_event_finds_its_controlling_resource(refs, expected):
     assert controller_of(refs) == expected
+
+
+def failing(exc: Exception):
+    def reconcile():
+        raise exc
+    return reconcile
+
+
+API_DOWN = ApiException(status=503, reason="Service Unavailable")
+API_DOWN.body = json.dumps({"reason": "ServiceUnavailable", "message": "etcd is away"})
+
+SETTLE_CASES = [
+    ("converged", lambda: None, None, 0),
+    ("invalid spec", lambda: Problem(INVALID_SPEC, "m"), kopf.PermanentError, 1),
+    ("model too large", lambda: Problem(INSUFFICIENT_GPU_MEMORY, "m"), kopf.PermanentError, 1),
+    ("missing tier", lambda: Problem(TIER_NOT_FOUND, "m"), None, 1),
+    ("child refused", lambda: Problem(APPLY_FAILED, "m"), kopf.TemporaryError, 1),
+    ("API error", failing(API_DOWN), kopf.TemporaryError, 1),
+    ("API unreachable", failing(ConnectionRefusedError("refused")), kopf.TemporaryError, 1),
+    ("a bug", failing(KeyError("x")), KeyError, 1),
+]
+
+
+@pytest.mark.parametrize("name, reconcile, raised, errors", SETTLE_CASES, ids=[c[0] for c in SETTLE_CASES])
+def test_a_reconcile_outcome_becomes_kopf_retry_semantics_and_is_counted(name, reconcile, raised, errors):
+    memo = build_memo(OperatorConfig(), Kube(api_client=None))
+    if raised is None:
+        settle("ModelTier", memo, reconcile)
+    else:
+        with pytest.raises(raised) as err:
+            settle("ModelTier", memo, reconcile)
+        if raised is kopf.TemporaryError:
+            assert err.value.delay == RETRY_DELAY
+    count = memo.metrics.get_sample_value("tokenfleet_operator_reconcile_errors_total", {"kind": "ModelTier"})
+    assert count == errors
+
+
+def test_an_api_failure_names_the_apis_own_message():
+    memo = build_memo(OperatorConfig(), Kube(api_client=None))
+    with pytest.raises(kopf.TemporaryError, match="503 ServiceUnavailable: etcd is away"):
+        settle("ModelTier", memo, failing(API_DOWN))
+
+
+def test_a_dependency_refresh_logs_api_failures_instead_of_raising(caplog):
+    memo = build_memo(OperatorConfig(), Kube(api_client=None))
+    logger = logging.getLogger("test")
+    with caplog.at_level(logging.WARNING, logger="test"):
+        refresh("InferenceFleet", memo, failing(API_DOWN), logger)
+    assert "reconciling InferenceFleet failed: 503 ServiceUnavailable: etcd is away" in caplog.text
+    with pytest.raises(KeyError):
+        refresh("InferenceFleet", memo, failing(KeyError("x")), logger)
+    count = memo.metrics.get_sample_value("tokenfleet_operator_reconcile_errors_total", {"kind": "InferenceFleet"})
+    assert count == 2

@@ -131,6 +131,14 @@ def apply_problem(kind: str, name: str, err: ApiException) -> Problem:
     return Problem(APPLY_FAILED, f"{kind} {name}: the API refused a child: {api_error_message(err)}")
 
 
+API_FAILURES = (ApiException, HTTPError, OSError)  # the API answered an error, or could not be reached
+
+
+def failure_message(err: Exception) -> str:
+    """The API's own words for a failed call, else the connection error's."""
+    return api_error_message(err) if isinstance(err, ApiException) else str(err)
+
+
 def settle(kind: str, memo: kopf.Memo, reconcile: Callable[[], Problem | None]) -> None:
     """Run a reconcile from a change handler and turn its outcome into kopf's retry semantics.
 
@@ -140,10 +148,9 @@ def settle(kind: str, memo: kopf.Memo, reconcile: Callable[[], Problem | None]) 
     """
     try:
         problem = reconcile()
-    except (ApiException, HTTPError, OSError) as err:
+    except API_FAILURES as err:
         memo.reconcile_errors.labels(kind).inc()
-        message = api_error_message(err) if isinstance(err, ApiException) else str(err)
-        raise kopf.TemporaryError(f"API call failed: {message}", delay=RETRY_DELAY) from err
+        raise kopf.TemporaryError(f"API call failed: {failure_message(err)}", delay=RETRY_DELAY) from err
     except Exception:
         memo.reconcile_errors.labels(kind).inc()
         raise  # a bug: kopf logs it with its traceback and retries later
@@ -160,10 +167,9 @@ def refresh(kind: str, memo: kopf.Memo, reconcile: Callable[[], Problem | None],
     """Run a reconcile triggered by another object's event; failures are counted and logged, never raised."""
     try:
         problem = reconcile()
-    except (ApiException, HTTPError, OSError) as err:
+    except API_FAILURES as err:
         memo.reconcile_errors.labels(kind).inc()
-        message = api_error_message(err) if isinstance(err, ApiException) else str(err)
-        logger.warning(f"reconciling {kind} failed: {message}")
+        logger.warning(f"reconciling {kind} failed: {failure_message(err)}")
         return
     except Exception:
         memo.reconcile_errors.labels(kind).inc()
