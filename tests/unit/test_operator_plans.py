@@ -1,4 +1,4 @@
-"""What each handler decides before touching the API (children to apply, or the problem to report), and how outcomes become kopf retries."""
+"""Handlers' decisions before touching the API (children, or a problem) and how outcomes become kopf retries."""
 
 import json
 import logging
