@@ -18,6 +18,9 @@ OUTPUT_PARAMS = (
     "n", "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "logprobs",
     "top_logprobs", "response_format", "tools", "tool_choice", "functions", "function_call",
     "echo", "suffix", "best_of", "guided_json", "guided_regex", "guided_choice", "reasoning_effort",
+    # vLLM's extra sampling parameters
+    "min_tokens", "ignore_eos", "stop_token_ids", "include_stop_str_in_output", "guided_grammar",
+    "structured_outputs",
 )
 # OpenAI's defaults, so that leaving a parameter out and sending its default share a key.
 DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "n": 1, "presence_penalty": 0.0, "frequency_penalty": 0.0}

@@ -34,6 +34,8 @@ DIFFERENT = [
     ("logprobs", _with(logprobs=True)),
     ("tools", _with(tools=[{"type": "function", "function": {"name": "f"}}])),
     ("a seed", _with(seed=1)),
+    ("vLLM's min_tokens", _with(min_tokens=50)),
+    ("vLLM's ignore_eos", _with(ignore_eos=True)),
     ("the endpoint", {"model": "chat", "prompt": "Hi", "temperature": 0}),
 ]
 
