@@ -149,13 +149,14 @@ async def filled_service(embedder: Embedder, size: int, stored: list[str], vecto
     partition = keys.partition_key("bench", "m", chat("x"))
     entries = [core.new_entry(keys.exact_key("bench", "m", chat(t)), "bench", "m", b'{"cached":true}', partition, t)
                for t in stored]
-    core.put_many(entries, np.vstack([vectors[t] for t in stored]), threads=2)
+    core.put_many(entries, np.vstack([vectors[t] for t in stored]))
     real = np.vstack(list(vectors.values()))
     for start in range(0, size - len(stored), 100_000):
         n = min(100_000, size - len(stored) - start)
         block = [core.new_entry(f"filler{start + i}", "bench", "m", b"{}", partition, f"filler question {start + i}")
                  for i in range(n)]
-        core.put_many(block, filler(real, n, seed=start), threads=2)
+        core.put_many(block, filler(real, n, seed=start))
+        core.run_jobs(threads=2)  # what the service's indexer does in a worker thread: merge into the HNSW part
     assert len(core.entries) == size, len(core.entries)
     return service, partition
 

@@ -65,14 +65,86 @@ def test_beyond_max_entries_the_oldest_are_evicted_and_their_vectors_go_with_the
     assert core.search("t", "m", "p", unit(4), None).entry.key == "k4"
 
 
-def test_memory_stays_bounded_under_churn_because_deleted_slots_are_reused():
-    core, _, _ = make(max_entries=50)
-    for i in range(2000):
+def test_memory_stays_bounded_under_churn_in_one_partition():
+    core = CacheCore(CacheConfig(max_entries=100), index_options={"flat_max": 32})
+    for i in range(3000):
         put(core, f"k{i}", seed=i)
+        if i % 50 == 0:
+            core.run_jobs()
+    core.run_jobs()
+    core.sweep()
     index = core.partitions["p"]
-    assert len(index) == 50
-    assert index._index.get_max_elements() <= 128
-    assert len(core.by_label) == 50
+    assert len(index) == len(core.by_label) == len(core.entries) == 100
+    assert index.hnsw is not None and index.capacity() <= 4 * 100
+    assert len(core._exact_queue) == 100  # evicted entries' expiry records do not pile up
+
+
+def test_partitions_that_shrink_give_their_hnsw_slots_back():
+    """Each partition in turn grows to most of the cache, then lives on with a few recent entries."""
+    core = CacheCore(CacheConfig(max_entries=1000), index_options={"flat_max": 64})
+    for p in range(12):
+        for i in range(950):
+            put(core, f"p{p}-{i}", partition=f"p{p}", seed=i)
+            if i % 100 == 0:
+                core.run_jobs()
+        for q in range(p):
+            put(core, f"late{p}-{q}", partition=f"p{q}", seed=q)
+        core.run_jobs()
+    stats = core.index_stats()
+    assert core.counts()["partitions"] == 12 and len(core.entries) == 1000
+    assert stats["hnsw_slots"] <= 4 * 1000  # kept at each partition's peak, it would be over 12,000
+    assert stats["hnsw_partitions"] <= 2
+
+
+def test_a_partition_per_conversation_costs_its_vectors_and_no_hnsw_index():
+    core, _, _ = make()
+    for i in range(300):
+        put(core, f"k{i}", partition=f"conversation-{i}", seed=i)
+    stats = core.index_stats()
+    assert stats["hnsw_partitions"] == 0 and stats["hnsw_slots"] == 0
+    assert stats["index_bytes"] <= 300 * (384 * 4 + 8)  # an hnswlib index costs ~2.5 MiB even for one vector
+    assert core.search("t", "m", "conversation-7", unit(7), None).entry.key == "k7"
+
+
+def test_entries_merged_into_hnsw_are_found_and_removed_ones_are_not():
+    core = CacheCore(CacheConfig(threshold=0.99), index_options={"flat_max": 16})
+    for i in range(200):
+        put(core, f"k{i}", seed=i)
+    assert core.run_jobs() >= 1 and core.partitions["p"].hnsw is not None
+    for i in range(0, 200, 3):
+        core.remove(f"k{i}")
+    core.run_jobs()
+    for i in range(200):
+        found = core.search("t", "m", "p", unit(i), None).entry
+        assert (found is None) if i % 3 == 0 else (found.key == f"k{i}"), i
+
+
+def test_while_a_worker_owns_the_hnsw_part_new_entries_are_found_and_removals_wait():
+    core = CacheCore(CacheConfig(threshold=0.99), index_options={"flat_max": 16})
+    for i in range(40):
+        put(core, f"k{i}", seed=i)
+    job = core.next_job()
+    assert job.kind == "merge" and core.partitions["p"].busy
+    put(core, "new", seed=1000)
+    core.remove("k3")
+    assert core.search("t", "m", "p", unit(1000), None).entry.key == "new"  # the flat part answers meanwhile
+    assert core.search("t", "m", "p", unit(5), None).entry is None  # the HNSW part is the worker's
+    job.run()
+    core.finish_job(job)
+    assert core.search("t", "m", "p", unit(5), None).entry.key == "k5"
+    assert core.search("t", "m", "p", unit(3), None).entry is None
+    assert len(core.partitions["p"]) == 40
+
+
+def test_an_invalidation_in_steps_keeps_what_was_stored_between_steps():
+    core, _, _ = make()
+    for i in range(10):
+        put(core, f"a{i}", tenant="a", partition="pa", seed=i)
+    steps = core.invalidate_steps("a", None, step=4)
+    assert next(steps) == 4
+    put(core, "a-new", tenant="a", partition="pa", seed=99)
+    assert list(steps)[-1] == 10
+    assert list(core.entries) == ["a-new"]
 
 
 def test_storing_the_same_key_again_replaces_the_entry():

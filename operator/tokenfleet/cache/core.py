@@ -11,12 +11,12 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from tokenfleet.cache import guard
-from tokenfleet.cache.index import PartitionIndex
+from tokenfleet.cache.index import Job, PartitionIndex
 
 # Guard features of stored texts, computed when a text is first a candidate (a pure function of the text).
 candidate_features = lru_cache(maxsize=65_536)(guard.features)
@@ -79,8 +79,9 @@ class CacheCore:
         self.partitions: dict[str, PartitionIndex] = {}
         self.by_label: dict[int, str] = {}
         self._next_label = 0
-        self._exact_queue: deque[tuple[float, str]] = deque()  # (exact expiry, key), oldest first
+        self._exact_queue: deque[tuple[float, str]] = deque()  # (exact expiry, key), about oldest first
         self._exact_live = 0
+        self._dirty: set[str] = set()  # partitions that may need background index work
 
     # ------------------------------------------------------------------ reads
 
@@ -135,35 +136,43 @@ class CacheCore:
             partition=partition if semantic else None, text=text if semantic else None,
         )
 
-    def put_many(self, entries: list[Entry], vectors: np.ndarray | None, threads: int = 1) -> list[Entry]:
-        """Add entries (``vectors`` holds one row per entry that has a partition, in order); returns those evicted."""
-        by_partition: dict[str, tuple[list[int], list[int]]] = {}
-        row = 0
-        for entry in entries:
+    def put_many(self, entries: list[Entry], vectors) -> list[Entry]:
+        """Add entries, ``vectors[i]`` being entry i's (None: none, or not yet); returns the entries evicted.
+
+        An entry with a partition but no vector yet is in the exact layer only until ``attach_vector``.
+        """
+        now = self.clock()
+        for entry, vector in zip(entries, vectors):
             self.remove(entry.key)
-            if entry.partition is not None and vectors is not None:
-                entry.label = self._next_label
-                self._next_label += 1
-                self.by_label[entry.label] = entry.key
-                labels, rows = by_partition.setdefault(entry.partition, ([], []))
-                labels.append(entry.label)
-                rows.append(row)
-                row += 1
             self.entries[entry.key] = entry
-            if entry.exact_expires > self.clock():
+            if entry.partition is not None and vector is not None:
+                self._index(entry, vector)
+            if entry.exact_expires > now:
                 self._exact_queue.append((entry.exact_expires, entry.key))
                 self._exact_live += 1
                 entry.exact_counted = True
-        for partition, (labels, rows) in by_partition.items():
-            index = self.partitions.get(partition)
-            if index is None:
-                index = self.partitions[partition] = PartitionIndex(**self.index_options)
-            index.add(labels, vectors[rows], threads=threads)
+        if len(self._exact_queue) > 2 * len(self.entries) + 1024:
+            self._compact_exact_queue()
         return self._evict_capacity()
+
+    def attach_vector(self, entry: Entry, vector: np.ndarray) -> None:
+        """Give a held entry that has none yet its vector (an entry loaded before its vector, from Redis)."""
+        if entry.label is None and entry.partition is not None and self.entries.get(entry.key) is entry:
+            self._index(entry, vector)
+
+    def _index(self, entry: Entry, vector: np.ndarray) -> None:
+        entry.label = self._next_label
+        self._next_label += 1
+        self.by_label[entry.label] = entry.key
+        index = self.partitions.get(entry.partition)
+        if index is None:
+            index = self.partitions[entry.partition] = PartitionIndex(**self.index_options)
+        index.add([entry.label], vector)
+        self._dirty.add(entry.partition)
 
     def put(self, entry: Entry, vector: np.ndarray | None) -> list[Entry]:
         """Add one entry; returns the entries evicted for capacity."""
-        return self.put_many([entry], None if vector is None else vector[None, :])
+        return self.put_many([entry], [vector])
 
     def remove(self, key: str) -> Entry | None:
         """Drop one entry and its vector."""
@@ -176,17 +185,39 @@ class CacheCore:
             index = self.partitions.get(entry.partition or "")
             if index is not None:
                 index.remove(entry.label)
-                if len(index) == 0:
+                if len(index) == 0 and not index.busy:
                     del self.partitions[entry.partition]
+                else:
+                    self._dirty.add(entry.partition)
         return entry
 
-    def invalidate(self, tenant: str | None = None, model: str | None = None) -> list[str]:
-        """Remove every entry of a tenant, a model, both, or (neither given) all; returns the keys removed."""
-        keys = [k for k, e in self.entries.items()
-                if (tenant is None or e.tenant == tenant) and (model is None or e.model == model)]
-        for key in keys:
-            self.remove(key)
-        return keys
+    def invalidate(self, tenant: str | None = None, model: str | None = None) -> int:
+        """Remove every entry of a tenant, a model, both, or (neither given) all; returns how many."""
+        removed = 0
+        for removed in self.invalidate_steps(tenant, model):
+            pass
+        return removed
+
+    def invalidate_steps(self, tenant: str | None, model: str | None, step: int = 20_000) -> Iterator[int]:
+        """``invalidate`` in steps of ``step`` entries looked at, yielding the count so far after each.
+
+        The caller may serve lookups between steps; an entry stored meanwhile is newer than the
+        invalidation and stays.
+        """
+        if tenant is None and model is None:
+            removed = len(self.entries)
+            self.entries, self.partitions, self.by_label = OrderedDict(), {}, {}
+            self._exact_queue, self._exact_live, self._dirty = deque(), 0, set()
+            yield removed
+            return
+        snapshot, removed = list(self.entries.values()), 0
+        for start in range(0, len(snapshot), step):
+            for entry in snapshot[start:start + step]:
+                if (tenant is None or entry.tenant == tenant) and (model is None or entry.model == model) \
+                        and self.entries.get(entry.key) is entry:
+                    self.remove(entry.key)
+                    removed += 1
+            yield removed
 
     def sweep(self, limit: int = 100_000) -> int:
         """Drop entries past both TTLs, oldest first (at most ``limit``); returns how many."""
@@ -197,15 +228,24 @@ class CacheCore:
             expired.append(key)
         for key in expired:
             self.remove(key)
-        while self._exact_queue and self._exact_queue[0][0] <= now:
-            expires, key = self._exact_queue.popleft()
+        queue = self._exact_queue
+        while queue:  # past their exact TTL: uncounted; removed or replaced since: dropped at once
+            expires, key = queue[0]
             entry = self.entries.get(key)
-            if entry is not None and entry.exact_counted and entry.exact_expires <= now:
+            live = entry is not None and entry.exact_counted and entry.exact_expires == expires
+            if live and expires > now:
+                break
+            queue.popleft()
+            if live:
                 self._exact_live -= 1
                 entry.exact_counted = False
         if expired:
             self.on_evict("ttl", len(expired))
         return len(expired)
+
+    def _compact_exact_queue(self) -> None:
+        """Keep only the queue items of entries still counted (removals leave theirs behind)."""
+        self._exact_queue = deque((e.exact_expires, k) for k, e in self.entries.items() if e.exact_counted)
 
     def _evict_capacity(self) -> list[Entry]:
         evicted = []
@@ -214,6 +254,42 @@ class CacheCore:
         if evicted:
             self.on_evict("capacity", len(evicted))
         return evicted
+
+    # ------------------------------------------------------------------ index upkeep
+
+    def next_job(self) -> Job | None:
+        """Background index work a partition needs (a merge or a shrink), for a worker thread; None if none."""
+        while self._dirty:
+            partition = self._dirty.pop()
+            index = self.partitions.get(partition)
+            job = index.start_job() if index is not None else None
+            if job is not None:
+                job.partition = partition
+                return job
+        return None
+
+    def next_job_pending(self) -> bool:
+        """Whether some partition may need index work (``next_job`` would look)."""
+        return bool(self._dirty)
+
+    def finish_job(self, job: Job) -> None:
+        """Back on the event loop after ``job.run``: the partition takes the result."""
+        job.index.finish(job)
+        if self.partitions.get(job.partition) is not job.index:
+            return  # invalidated meanwhile
+        if len(job.index) == 0:
+            del self.partitions[job.partition]
+        else:
+            self._dirty.add(job.partition)  # it may have grown while busy
+
+    def run_jobs(self, threads: int = 1) -> int:
+        """Do all pending index work here and now (benchmarks and tests); returns how many jobs ran."""
+        done = 0
+        while (job := self.next_job()) is not None:
+            job.run(threads)
+            self.finish_job(job)
+            done += 1
+        return done
 
     # ------------------------------------------------------------------ stats
 
@@ -225,3 +301,11 @@ class CacheCore:
             "semantic": len(self.by_label),
             "partitions": len(self.partitions),
         }
+
+    def index_stats(self) -> dict[str, int]:
+        """How the partitions hold their vectors: HNSW parts, slots allocated, busy parts, bytes."""
+        parts = list(self.partitions.values())
+        return {"hnsw_partitions": sum(p.hnsw is not None for p in parts),
+                "hnsw_slots": sum(p.capacity() for p in parts),
+                "busy_partitions": sum(p.busy for p in parts),
+                "index_bytes": sum(p.memory_bytes() for p in parts)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -66,6 +66,8 @@ class CacheService:
         self.batcher: MicroBatcher | None = None
         self.model_error: str | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._index_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
+        self._indexing = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -75,13 +77,14 @@ class CacheService:
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
-        """Load the model (in the background), start sweeping, rebuild from and follow the store."""
+        """Load the model (in the background), start sweeping and indexing, rebuild from and follow the store."""
         self.metrics.watch_entries(self.core.counts)
         if self.embedder is not None:
             self._start_batcher()
         else:
             self._spawn(self._load_model())
         self._spawn(self._sweeper())
+        self._spawn(self._indexer())
         await self.store.start(self._apply_records, self._apply_invalidate)
 
     async def _load_model(self) -> None:
@@ -108,12 +111,37 @@ class CacheService:
             await asyncio.sleep(self.settings.sweep_seconds)
             self.core.sweep()
 
+    async def _indexer(self) -> None:
+        """Index upkeep off the event loop: merges of flat parts into HNSW, shrinks of mostly deleted ones."""
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self.core.next_job()
+            if job is None:
+                self._indexing = False
+                await asyncio.sleep(0.05)
+                continue
+            self._indexing = True
+            try:
+                await loop.run_in_executor(self._index_pool, job.run, self.settings.index_threads)
+            finally:
+                self.core.finish_job(job)
+            if job.error is not None:
+                log.error("index %s of a partition failed: %r", job.kind, job.error)
+                await asyncio.sleep(1.0)
+
+    async def index_settled(self) -> None:
+        """Wait until no index work is pending (tests, and the vector loader's pace)."""
+        while self._indexing or self.core.next_job_pending():
+            await asyncio.sleep(0.02)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.batcher is not None:
             await self.batcher.close()
         await self.store.close()
+        self._index_pool.shutdown(wait=True, cancel_futures=True)
 
     @property
     def ready(self) -> bool:
@@ -177,7 +205,7 @@ class CacheService:
 
     async def invalidate(self, tenant: str | None, model: str | None) -> int:
         """Remove a tenant's, a model's, or all entries, here and in the shared store."""
-        removed = len(self.core.invalidate(tenant, model))
+        removed = self.core.invalidate(tenant, model)
         shared = await self.store.invalidate(tenant, model)
         return max(removed, shared)
 
@@ -185,7 +213,7 @@ class CacheService:
 
     async def _apply_records(self, records: list[Record]) -> None:
         """Entries written by another replica (or before a restart) join this one's index."""
-        now, entries, rows, vectors = self.core.clock(), [], [], []
+        now, entries, vectors = self.core.clock(), [], []
         for record in sorted(records, key=lambda r: r.created):
             known = self.core.entries.get(record.key)
             if now >= max(record.exact_expires, record.semantic_expires) or (
@@ -198,11 +226,9 @@ class CacheService:
                                  semantic_expires=record.semantic_expires if semantic else record.created,
                                  partition=record.partition if semantic else None,
                                  text=record.text if semantic else None))
-            if semantic:
-                vectors.append(record.vector)
+            vectors.append(record.vector if semantic else None)
         if entries:
-            matrix = np.vstack(vectors).astype(np.float32) if vectors else None
-            self.core.put_many(entries, matrix, threads=os.cpu_count() or 1)  # a rebuild uses every core
+            self.core.put_many(entries, vectors)  # HNSW inserts happen later, in the indexer's thread
         await asyncio.sleep(0)  # let lookups run between batches of a long rebuild
 
     async def _apply_invalidate(self, tenant: str | None, model: str | None) -> None:
@@ -221,6 +247,7 @@ class CacheService:
             "embedding": {"loaded": embedder is not None, "error": self.model_error,
                           "precision": self.settings.precision,
                           "calls": getattr(embedder, "calls", 0), "texts": getattr(embedder, "texts", 0)},
+            "index": self.core.index_stats(),
             "ready": self.ready,
         }
 

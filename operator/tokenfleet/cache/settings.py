@@ -34,6 +34,7 @@ class CacheSettings:
     redis_url: str | None = None
     redis_prefix: str = "tokenfleet:cache:"
     embed_threads: int = 1
+    index_threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))  # HNSW builds, off the loop
     precision: str = "int8"  # the measured fastest path that keeps the benchmark quality; fp32 = reference
     batch_max: int = 64  # texts per embedding call
     batch_window_ms: float = 0.0  # extra wait for a batch to fill (0: batch only what queued while busy)
