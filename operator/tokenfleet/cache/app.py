@@ -121,6 +121,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     service: CacheService = request.app.state.service
+    if service.ready and service.vectors_pending:  # exact layer whole, semantic layer still filling
+        return JSONResponse({"status": "ready", "vectors_pending": service.vectors_pending})
     if service.ready:
         return JSONResponse({"status": "ready"})
     if service.batcher is None:

@@ -15,6 +15,7 @@ import numpy as np
 from tokenfleet import cachekey
 from tokenfleet.cache.batching import MicroBatcher
 from tokenfleet.cache.core import CacheCore, Entry
+from tokenfleet.cache.embed import DIM
 from tokenfleet.cache.metrics import CacheMetrics
 from tokenfleet.cache.settings import CacheSettings
 from tokenfleet.cache.store import MemoryStore, Record, RedisStore
@@ -24,6 +25,7 @@ log = logging.getLogger("tokenfleet.cache")
 DEFAULT_KEYS = SimpleNamespace(exact_key=cachekey.exact_key, partition_key=cachekey.partition_key,
                                semantic_text=cachekey.semantic_text)
 UNCACHEABLE_FINISH = {"length", "content_filter", None}
+VECTOR_BATCH = 2000  # vectors fetched from Redis at a time after a rebuild, as fast as the index takes them
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,11 @@ class CacheService:
         self.embedder = embedder
         self.batcher: MicroBatcher | None = None
         self.model_error: str | None = None
+        self.vectors_pending = 0  # entries rebuilt from Redis whose vectors are still to be fetched
         self._tasks: set[asyncio.Task] = set()
         self._index_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
         self._indexing = False
+        self._loader: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -85,7 +89,7 @@ class CacheService:
             self._spawn(self._load_model())
         self._spawn(self._sweeper())
         self._spawn(self._indexer())
-        await self.store.start(self._apply_records, self._apply_invalidate)
+        await self.store.start(self)
 
     async def _load_model(self) -> None:
         from tokenfleet.cache.embed import Embedder
@@ -145,7 +149,11 @@ class CacheService:
 
     @property
     def ready(self) -> bool:
-        """The model is loaded and the first rebuild from the store was tried."""
+        """The model is loaded and the store's entries were read (when there is a store to read).
+
+        Vectors read from Redis may still be joining the index (``vectors_pending``): until then
+        their entries are exact-only.
+        """
         synced = getattr(self.store, "synced", None)
         return self.batcher is not None and (synced is None or synced.is_set())
 
@@ -205,34 +213,63 @@ class CacheService:
 
     async def invalidate(self, tenant: str | None, model: str | None) -> int:
         """Remove a tenant's, a model's, or all entries, here and in the shared store."""
-        removed = self.core.invalidate(tenant, model)
+        removed = await self.apply_invalidate(tenant, model)
         shared = await self.store.invalidate(tenant, model)
         return max(removed, shared)
 
     # ------------------------------------------------------------------ store events
 
-    async def _apply_records(self, records: list[Record]) -> None:
-        """Entries written by another replica (or before a restart) join this one's index."""
+    async def apply_records(self, records: list[Record]) -> None:
+        """Entries written by another replica (or before a restart) join this one's."""
         now, entries, vectors = self.core.clock(), [], []
         for record in sorted(records, key=lambda r: r.created):
             known = self.core.entries.get(record.key)
             if now >= max(record.exact_expires, record.semantic_expires) or (
                     known is not None and known.created == record.created):
                 continue
-            semantic = (self.core.config.semantic_enabled and record.vector is not None
-                        and record.partition is not None and now < record.semantic_expires)
+            vector = record.vector if record.vector is not None and record.vector.shape == (DIM,) else None
+            semantic = (self.core.config.semantic_enabled and record.partition is not None
+                        and now < record.semantic_expires and (vector is not None or record.vector_follows))
             entries.append(Entry(key=record.key, tenant=record.tenant, model=record.model, response=record.response,
                                  created=record.created, exact_expires=record.exact_expires,
                                  semantic_expires=record.semantic_expires if semantic else record.created,
                                  partition=record.partition if semantic else None,
                                  text=record.text if semantic else None))
-            vectors.append(record.vector if semantic else None)
+            vectors.append(vector if semantic else None)
         if entries:
-            self.core.put_many(entries, vectors)  # HNSW inserts happen later, in the indexer's thread
+            self.core.put_many(entries, vectors)
         await asyncio.sleep(0)  # let lookups run between batches of a long rebuild
 
-    async def _apply_invalidate(self, tenant: str | None, model: str | None) -> None:
-        self.core.invalidate(tenant, model)
+    async def apply_invalidate(self, tenant: str | None, model: str | None) -> int:
+        """Remove matching entries here."""
+        return self.core.invalidate(tenant, model)
+
+    async def rebuilt(self, resync: bool) -> None:
+        """The store's entries are read: fetch their vectors in the background."""
+        if self._loader is not None:
+            self._loader.cancel()
+        self._loader = asyncio.get_running_loop().create_task(self._load_vectors(), name="vector-loader")
+        self._tasks.add(self._loader)
+        self._loader.add_done_callback(self._tasks.discard)
+
+    async def _load_vectors(self) -> None:
+        """Vectors of the entries a rebuild read without them, a batch at a time, as fast as the index takes them."""
+        snapshot, waiting = list(self.core.entries.values()), []
+        for start in range(0, len(snapshot), 100_000):
+            waiting += [e for e in snapshot[start:start + 100_000] if e.label is None and e.partition is not None]
+            await asyncio.sleep(0)
+        del snapshot
+        self.vectors_pending = len(waiting)
+        for start in range(0, len(waiting), VECTOR_BATCH):
+            batch = [e for e in waiting[start:start + VECTOR_BATCH]
+                     if e.label is None and self.core.entries.get(e.key) is e]
+            vectors = await self.store.vectors([(e.tenant, e.model, e.key) for e in batch]) if batch else []
+            for entry, vector in zip(batch, vectors):
+                if vector is not None and vector.shape == (DIM,):
+                    self.core.attach_vector(entry, vector)
+            self.vectors_pending = max(0, len(waiting) - start - VECTOR_BATCH)
+            await self.index_settled()
+        log.info("semantic index rebuilt from redis: %d vectors", self.core.counts()["semantic"])
 
     def stats(self) -> dict:
         """Counts for /v1/stats."""
@@ -247,7 +284,7 @@ class CacheService:
             "embedding": {"loaded": embedder is not None, "error": self.model_error,
                           "precision": self.settings.precision,
                           "calls": getattr(embedder, "calls", 0), "texts": getattr(embedder, "texts", 0)},
-            "index": self.core.index_stats(),
+            "index": {**self.core.index_stats(), "vectors_pending": self.vectors_pending},
             "ready": self.ready,
         }
 

@@ -18,9 +18,11 @@ def test_a_restart_with_redis_keeps_exact_and_semantic_entries(logs):
         ttl = redis.Redis.from_url(url).pttl(keys[0])
         assert 0 < ttl <= 24 * 3600 * 1000  # Redis drops an entry with its longest TTL
         with cache_service(logs, "--redis", url) as restarted:
-            assert restarted.get("/v1/stats").json()["entries"] == 2
+            assert restarted.get("/v1/stats").json()["entries"] == 2  # ready: every entry read
             assert lookup(restarted, "How do I reverse a list in Python?")["kind"] == "exact"
-            hit = lookup(restarted, "How can I reverse a Python list?")
+            # vectors follow the entries into the index, in the background
+            hit = eventually(lambda: lookup(restarted, "How can I reverse a Python list?")["hit"] and
+                             lookup(restarted, "How can I reverse a Python list?"))
             assert hit["kind"] == "semantic" and hit["response"]["choices"][0]["message"]["content"] == "reversed()"
             assert lookup(restarted, "What is the capital of France?") == {"hit": False}  # tenant "other"'s
             assert lookup(restarted, "What is the capital of France?", tenant="other")["kind"] == "exact"
