@@ -285,3 +285,17 @@ async def test_legacy_completions_with_a_string_prompt_are_cached_too(embedder):
         assert (await lookup(client, prompt))["kind"] == "exact"
         hit = await lookup(client, {"prompt": "Write a haiku about the leaves of autumn", "temperature": 0})
         assert hit["kind"] == "semantic"
+
+
+async def test_a_large_invalidation_lets_lookups_run_between_its_steps(embedder):
+    async with serve(embedder) as client:
+        core = client.service.core
+        core.put_many([core.new_entry(f"k{i}", "big", "m", b"{}", None, None) for i in range(60_000)], [None] * 60_000)
+        await store(client, chat("What is the capital of France?"), "Paris", tenant="small")
+        invalidation = asyncio.ensure_future(client.post("/v1/invalidate", json={"tenant": "big"}))
+        while len(core.entries) == 60_001:
+            await asyncio.sleep(0)
+        assert not invalidation.done() and 1 < len(core.entries) < 60_001  # part way through...
+        hit = await lookup(client, chat("What is the capital of France?"), tenant="small")
+        assert hit["response"] == answer("Paris") and not invalidation.done()  # ...a lookup was answered
+        assert (await invalidation).json() == {"removed": 60_000}

@@ -241,8 +241,11 @@ class CacheService:
         await asyncio.sleep(0)  # let lookups run between batches of a long rebuild
 
     async def apply_invalidate(self, tenant: str | None, model: str | None) -> int:
-        """Remove matching entries here."""
-        return self.core.invalidate(tenant, model)
+        """Remove matching entries here, letting lookups run every few thousand entries looked at."""
+        removed = 0
+        for removed in self.core.invalidate_steps(tenant, model):
+            await asyncio.sleep(0)
+        return removed
 
     async def rebuilt(self, resync: bool) -> None:
         """The store's entries are read: fetch their vectors in the background."""
