@@ -287,6 +287,19 @@ async def test_legacy_completions_with_a_string_prompt_are_cached_too(embedder):
         assert hit["kind"] == "semantic"
 
 
+async def test_lookups_beyond_the_embedding_queue_bound_are_shed_as_quick_misses(embedder):
+    questions = [f"How do I convert {n} kilometres to miles?" for n in range(24)]
+    async with serve(embedder, settings={"queue_max": 1}) as client:
+        await store(client, chat("How do I convert 5 kilometres to miles?"))
+        texts = embedder.texts
+        results = await asyncio.gather(*(lookup(client, chat(q)) for q in questions))
+        assert sum(r["hit"] for r in results) == 1  # the exact hit needs no embedding
+        assert embedder.texts - texts == 1  # one text queued; the other 22 were shed without running the model
+        assert counter(client, "semantic", "shed") == 22
+        await store(client, chat("What is the capital of France?"))  # nothing queued now: embedded as usual
+        assert (await lookup(client, chat("What's the capital city of France?")))["kind"] == "semantic"
+
+
 async def test_a_large_invalidation_lets_lookups_run_between_its_steps(embedder):
     async with serve(embedder) as client:
         core = client.service.core

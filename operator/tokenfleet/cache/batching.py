@@ -9,18 +9,25 @@ from typing import Callable
 import numpy as np
 
 
+class Busy(RuntimeError):
+    """More texts wait than the model gets through before callers give up: shed this one."""
+
+
 class MicroBatcher:
     """``await embed(text)`` from many tasks; one worker runs the model on everything queued meanwhile.
 
     No timer is needed for batching: while one call runs (a few milliseconds), new texts queue up
     and the next call takes them all (up to ``max_batch``). ``window_ms`` > 0 also holds a lone
-    text that long for company, trading latency for throughput.
+    text that long for company, trading latency for throughput. With ``max_queue`` texts waiting,
+    ``embed`` raises ``Busy`` at once: under overload the queue would otherwise grow until every
+    caller has timed out before its turn, and all the model's work would be for nobody.
     """
 
     def __init__(self, embed: Callable[[list[str]], np.ndarray], max_batch: int = 64, window_ms: float = 0.0,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, max_queue: int = 0):
         self._embed = embed
         self.max_batch = max_batch
+        self.max_queue = max_queue  # 0: unbounded
         self.window = window_ms / 1000.0
         self.on_batch = on_batch or (lambda n: None)
         self._queue: asyncio.Queue[tuple[str, asyncio.Future]] | None = None
@@ -36,10 +43,7 @@ class MicroBatcher:
         """Stop the worker; pending callers get an error."""
         if self._worker is not None:
             self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+            await asyncio.gather(self._worker, return_exceptions=True)
         while self._queue is not None and not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():
@@ -50,6 +54,8 @@ class MicroBatcher:
         """The unit vector of one text."""
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called")
+        if self.max_queue and self._queue.qsize() >= self.max_queue:
+            raise Busy(f"{self._queue.qsize()} texts already wait for the embedding model")
         future = asyncio.get_running_loop().create_future()
         await self._queue.put((text, future))
         return await future

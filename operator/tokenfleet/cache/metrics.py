@@ -31,7 +31,7 @@ class CacheMetrics:
                                buckets=BATCH_BUCKETS, registry=r)
         self.store_errors = Counter(PREFIX + "store_errors_total", "Backing store (Redis) failures.", registry=r)
         for layer, result in [(l, x) for l in ("exact", "semantic") for x in ("hit", "miss")] + [
-                ("semantic", "guard_rejected")]:
+                ("semantic", "guard_rejected"), ("semantic", "shed")]:
             self.lookups.labels(layer, result)
         for reason in ("ttl", "capacity"):
             self.evictions.labels(reason)

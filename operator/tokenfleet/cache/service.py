@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from tokenfleet import cachekey
-from tokenfleet.cache.batching import MicroBatcher
+from tokenfleet.cache.batching import Busy, MicroBatcher
 from tokenfleet.cache.core import CacheCore, Entry
 from tokenfleet.cache.embed import DIM
 from tokenfleet.cache.metrics import CacheMetrics
@@ -107,7 +107,7 @@ class CacheService:
 
     def _start_batcher(self) -> None:
         self.batcher = MicroBatcher(self.embedder.embed, self.settings.batch_max, self.settings.batch_window_ms,
-                                    on_batch=self.metrics.batch.observe)
+                                    on_batch=self.metrics.batch.observe, max_queue=self.settings.queue_max)
         self.batcher.start()
 
     async def _sweeper(self) -> None:
@@ -182,7 +182,11 @@ class CacheService:
         if partition not in self.core.partitions:  # nothing to compare with: no embedding needed
             self.metrics.lookups.labels("semantic", "miss").inc()
             return None
-        vector = await self.batcher.embed(text)
+        try:
+            vector = await self.batcher.embed(text)
+        except Busy:  # overloaded: a quick miss beats an answer after the caller gave up
+            self.metrics.lookups.labels("semantic", "shed").inc()
+            return None
         result = self.core.search(tenant, model, partition, vector, text)
         if result.entry is not None:
             self.metrics.lookups.labels("semantic", "hit").inc()
@@ -202,7 +206,10 @@ class CacheService:
         text = self.keys.semantic_text(request)
         entry = self.core.new_entry(self.keys.exact_key(tenant, model, request), tenant, model, body,
                                     self.keys.partition_key(tenant, model, request), text)
-        vector = await self.batcher.embed(text) if entry.partition is not None else None
+        try:
+            vector = await self.batcher.embed(text) if entry.partition is not None else None
+        except Busy:  # overloaded: keep the exact entry, skip the semantic one
+            vector, entry.partition, entry.text, entry.semantic_expires = None, None, None, entry.created
         evicted = self.core.put(entry, vector)
         self.metrics.stores.inc()
         if isinstance(self.store, RedisStore):

@@ -38,6 +38,7 @@ class CacheSettings:
     precision: str = "int8"  # the measured fastest path that keeps the benchmark quality; fp32 = reference
     batch_max: int = 64  # texts per embedding call
     batch_window_ms: float = 0.0  # extra wait for a batch to fill (0: batch only what queued while busy)
+    queue_max: int = 128  # texts waiting for the model beyond this are shed (~0.2 s of int8 work on one core)
     sweep_seconds: float = 5.0  # how often expired entries are dropped
     max_response_bytes: int = 1 << 20  # larger responses are not cached
     model_dir: Path | None = None
