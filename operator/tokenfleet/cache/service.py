@@ -85,7 +85,7 @@ class CacheService:
         self.metrics.watch_entries(self.core.counts)
         if self.embedder is not None:
             self._start_batcher()
-        else:
+        elif self.core.config.semantic_enabled:
             self._spawn(self._load_model())
         self._spawn(self._sweeper())
         self._spawn(self._indexer())
@@ -149,13 +149,14 @@ class CacheService:
 
     @property
     def ready(self) -> bool:
-        """The model is loaded and the store's entries were read (when there is a store to read).
+        """The exact layer is complete: the store's entries were read (when there is a store to read).
 
-        Vectors read from Redis may still be joining the index (``vectors_pending``): until then
-        their entries are exact-only.
+        With the semantic layer on, the embedding model must be loaded too; vectors read from Redis
+        may still be joining the index (``vectors_pending``): until then they are exact-only.
         """
         synced = getattr(self.store, "synced", None)
-        return self.batcher is not None and (synced is None or synced.is_set())
+        model = self.batcher is not None or not self.core.config.semantic_enabled
+        return model and (synced is None or synced.is_set())
 
     # ------------------------------------------------------------------ requests
 

@@ -15,6 +15,7 @@ def test_the_policy_the_operator_renders_into_the_environment_is_honoured(logs):
     with cache_service(logs, env={"TOKENFLEET_CACHE_POLICY": json.dumps(policy)}) as cache:
         stats = cache.get("/v1/stats").json()
         assert stats["policy"]["semantic"]["enabled"] is False and stats["policy"]["exact"]["ttl"] == "1s"
+        assert stats["ready"] and not stats["embedding"]["loaded"]  # no semantic layer: no model to wait for
         store(cache, "What is the capital of France?", "Paris")
         assert lookup(cache, "What is the capital of France?")["kind"] == "exact"
         assert lookup(cache, "What's the capital city of France?") == {"hit": False}  # semantic layer off
