@@ -136,6 +136,26 @@ def test_while_a_worker_owns_the_hnsw_part_new_entries_are_found_and_removals_wa
     assert len(core.partitions["p"]) == 40
 
 
+def test_while_a_worker_rebuilds_a_mostly_deleted_hnsw_part_smaller_the_old_one_answers():
+    core = CacheCore(CacheConfig(threshold=0.99), index_options={"flat_max": 16})
+    for i in range(200):
+        put(core, f"k{i}", seed=i)
+    core.run_jobs()
+    for i in range(150):
+        core.remove(f"k{i}")
+    job = core.next_job()
+    assert job.kind == "shrink" and len(job.labels) == 50
+    core.remove("k199")
+    assert core.search("t", "m", "p", unit(180), None).entry.key == "k180"  # read while the worker reads too
+    assert core.search("t", "m", "p", unit(199), None).entry is None
+    job.run()
+    core.finish_job(job)
+    index = core.partitions["p"]
+    assert index.capacity() == 100 and len(index) == 49
+    assert core.search("t", "m", "p", unit(180), None).entry.key == "k180"
+    assert core.search("t", "m", "p", unit(199), None).entry is None
+
+
 def test_an_invalidation_in_steps_keeps_what_was_stored_between_steps():
     core, _, _ = make()
     for i in range(10):

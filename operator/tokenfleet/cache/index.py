@@ -4,9 +4,10 @@ Most partitions are small (one per conversation context, one per sampling settin
 only its vectors, where an hnswlib index costs ~2.5 MiB even with one entry. New vectors always go to
 the flat part; a worker thread merges it into the HNSW part once it passes ``FLAT_MAX``, and rebuilds
 the HNSW part smaller (or back into the flat part) once most of it is deleted, so memory follows the
-live entries. hnswlib's insertions are not safe beside a search, so while a thread writes a
-partition's HNSW part the event loop leaves it alone: its vectors are not found meanwhile (a miss,
-never a wrong answer) and deletions wait in a set.
+live entries. hnswlib's insertions are not safe beside a search, so while a thread merges into a
+partition's HNSW part the event loop does not search it: its vectors are not found meanwhile (a
+miss, never a wrong answer). A rebuild only reads the old part, which goes on answering. Either
+way, deletions wait in a set until the thread is done.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class PartitionIndex:
         self.flat = FlatIndex(dim)
         self.hnsw: hnswlib.Index | None = None
         self.hnsw_labels: set[int] = set()  # live labels of the HNSW part, including those a merge is adding
-        self.busy = False  # a worker thread owns the HNSW part
+        self.busy = False  # a worker thread owns the HNSW part: no deletions in it
+        self.writing = False  # ... and inserts into it: no searches either
         self._deferred: set[int] = set()  # removed while busy: deleted from the HNSW part when the job ends
 
     def __len__(self) -> int:
@@ -145,7 +147,7 @@ class PartitionIndex:
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Up to ``k`` (label, cosine similarity) pairs, most similar first (may include removed labels)."""
         found = self.flat.search(vector, k) if len(self.flat) <= SEARCH_MAX * self.flat_max else []
-        if self.hnsw is not None and not self.busy and self.hnsw_labels:
+        if self.hnsw is not None and not self.writing and self.hnsw_labels:
             found = sorted(found + self._search_hnsw(vector, min(k, len(self.hnsw_labels))), key=lambda x: -x[1])[:k]
         return found
 
@@ -183,7 +185,7 @@ class PartitionIndex:
             job = Job(self, "shrink", np.fromiter(self.hnsw_labels, dtype=np.int64, count=len(self.hnsw_labels)))
         else:
             return None
-        self.busy = True
+        self.busy, self.writing = True, job.kind == "merge"
         return job
 
     def run(self, job: Job, threads: int) -> None:
@@ -205,7 +207,7 @@ class PartitionIndex:
 
     def finish(self, job: Job) -> None:
         """Event-loop side once ``run`` returned: swap in what it built and apply the deletions that waited."""
-        self.busy = False
+        self.busy = self.writing = False
         deferred, self._deferred = self._deferred, set()
         if job.error is not None and job.kind == "merge":  # the vectors go back to the flat part
             self.hnsw_labels.difference_update(job.labels.tolist())

@@ -145,7 +145,7 @@ class CacheService:
         if self.batcher is not None:
             await self.batcher.close()
         await self.store.close()
-        self._index_pool.shutdown(wait=True, cancel_futures=True)
+        self._index_pool.shutdown(wait=False, cancel_futures=True)  # hnswlib cannot be stopped mid-insert
 
     @property
     def ready(self) -> bool:
