@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -71,6 +72,7 @@ class CacheService:
         self._tasks: set[asyncio.Task] = set()
         self._index_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
         self._indexing = False
+        self._wake = asyncio.Event()  # set when vectors were added: the indexer looks at once
         self._loader: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -122,7 +124,9 @@ class CacheService:
             job = self.core.next_job()
             if job is None:
                 self._indexing = False
-                await asyncio.sleep(0.05)
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.05)  # deletions only mark, hence the poll
                 continue
             self._indexing = True
             try:
@@ -271,16 +275,33 @@ class CacheService:
             await asyncio.sleep(0)
         del snapshot
         self.vectors_pending = len(waiting)
-        for start in range(0, len(waiting), VECTOR_BATCH):
-            batch = [e for e in waiting[start:start + VECTOR_BATCH]
-                     if e.label is None and self.core.entries.get(e.key) is e]
-            vectors = await self.store.vectors([(e.tenant, e.model, e.key) for e in batch]) if batch else []
+        async for done, batch, vectors in self._vector_batches(waiting):
             for entry, vector in zip(batch, vectors):
                 if vector is not None and vector.shape == (DIM,):
                     self.core.attach_vector(entry, vector)
-            self.vectors_pending = max(0, len(waiting) - start - VECTOR_BATCH)
-            await self.index_settled()
+            self._wake.set()
+            self.vectors_pending = len(waiting) - done
+            await self.index_settled()  # the next batch is fetched meanwhile
         log.info("semantic index rebuilt from redis: %d vectors", self.core.counts()["semantic"])
+
+    async def _vector_batches(self, waiting: list[Entry]):
+        """(entries looked at, batch, its vectors), fetching the next batch while the caller handles one."""
+        async def fetch(start: int):
+            batch = [e for e in waiting[start:start + VECTOR_BATCH]
+                     if e.label is None and self.core.entries.get(e.key) is e]
+            vectors = await self.store.vectors([(e.tenant, e.model, e.key) for e in batch]) if batch else []
+            return min(start + VECTOR_BATCH, len(waiting)), batch, vectors
+
+        starts = iter(range(0, len(waiting), VECTOR_BATCH))
+        pending = asyncio.ensure_future(fetch(next(starts, 0)))
+        try:
+            for start in starts:
+                result = await pending
+                pending = asyncio.ensure_future(fetch(start))
+                yield result
+            yield await pending
+        finally:
+            pending.cancel()
 
     def stats(self) -> dict:
         """Counts for /v1/stats."""
