@@ -237,8 +237,8 @@ class CacheService:
         for record in sorted(records, key=lambda r: r.created):
             known = self.core.entries.get(record.key)
             if now >= max(record.exact_expires, record.semantic_expires) or (
-                    known is not None and known.created == record.created):
-                continue
+                    known is not None and known.created >= record.created):
+                continue  # expired, or this replica holds the same entry or a newer one
             vector = record.vector if record.vector is not None and record.vector.shape == (DIM,) else None
             semantic = (self.core.config.semantic_enabled and record.partition is not None
                         and now < record.semantic_expires and (vector is not None or record.vector_follows))

@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fp32 (equal to the sentence-transformers reference); see docs/cache.md")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="onnxruntime threads per embedding call (default: 1; batching supplies throughput)")
+    parser.add_argument("--index-threads", type=int, default=None, metavar="N",
+                        help="threads that build HNSW indexes off the event loop (default: the CPUs this process "
+                             "may use); lower it under a CPU limit so that builds do not starve lookups")
     parser.add_argument("--batch-window-ms", type=float, default=0.0, metavar="MS",
                         help="hold a lone text this long for others to share its embedding call (default: 0: "
                              "batch only what queues while the model is busy)")
@@ -35,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(config_file=args.config, redis_url=args.redis, host=args.host, port=args.port,
                                  precision=args.precision, embed_threads=args.threads,
-                                 batch_window_ms=args.batch_window_ms)
+                                 batch_window_ms=args.batch_window_ms, index_threads=args.index_threads)
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.threads < 1 or args.batch_window_ms < 0:
-        print("error: --threads must be at least 1 and --batch-window-ms at least 0", file=sys.stderr)
+    if args.threads < 1 or args.batch_window_ms < 0 or (args.index_threads is not None and args.index_threads < 1):
+        print("error: --threads and --index-threads must be at least 1, --batch-window-ms at least 0",
+              file=sys.stderr)
         return 2
     import uvicorn
 

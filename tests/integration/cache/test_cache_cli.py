@@ -54,3 +54,5 @@ def test_a_bad_policy_or_a_missing_redis_url_exits_2_with_the_reason(tmp_path):
     assert result.returncode == 2 and "TOKENFLEET_REDIS_URL" in result.stderr
     result = run_cli("--redis", "localhost:6379")
     assert result.returncode == 2 and "redis://" in result.stderr
+    result = run_cli("--index-threads", "0")
+    assert result.returncode == 2 and "--index-threads" in result.stderr
