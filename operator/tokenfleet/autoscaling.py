@@ -164,8 +164,13 @@ class Decision:
 
 
 def replica_capacity(profile: EngineProfile | None, prompt_tps: float, generation_tps: float,
-                     requests_per_second: float) -> float | None:
-    """Saturation tokens/s (prompt + generated) of one replica at the observed mean request shape."""
+                     requests_per_second: float, kv_batch: float | None = None) -> float | None:
+    """Saturation tokens/s (prompt + generated) of one replica at the observed mean request shape.
+
+    ``kv_batch``, the requests a full KV cache holds at the observed KV use per running request,
+    caps the batch where the engine model's estimate from the mean request is too generous (the
+    long requests of a mixed load hold more KV than the mean one).
+    """
     if profile is None:
         return None
     if requests_per_second > 0 and generation_tps > 0:
@@ -173,7 +178,22 @@ def replica_capacity(profile: EngineProfile | None, prompt_tps: float, generatio
     else:
         prompt, output = REFERENCE_PROMPT_TOKENS, REFERENCE_OUTPUT_TOKENS
     output = max(output, 1.0)
-    return profile.saturation_output_tps(prompt, output) * (prompt + output) / output
+    tps = profile.saturation_output_tps(prompt, output)
+    if kv_batch is not None and kv_batch >= 1.0:
+        tps = min(tps, profile.steady_output_tps(int(kv_batch), prompt, output))
+    return tps * (prompt + output) / output
+
+
+KV_BATCH_MIN_USAGE = 0.2  # below this KV use, the KV held per request says little about a full cache
+
+
+def kv_batch(replicas: list[ReplicaSignals]) -> float | None:
+    """Requests a full KV cache would hold at the KV use per running request observed where it is busy."""
+    busy = [r for r in replicas if r.kv_cache_usage is not None and r.kv_cache_usage >= KV_BATCH_MIN_USAGE
+            and r.running > 0]
+    if not busy:
+        return None
+    return sum(r.running for r in busy) / sum(r.kv_cache_usage for r in busy)
 
 
 def aggregate(signals: TierSignals, current: int, policy: ScalingPolicy) -> Load:
@@ -193,7 +213,8 @@ def aggregate(signals: TierSignals, current: int, policy: ScalingPolicy) -> Load
         kv_reporting=len(kv),
         kv_running=sum(r.running for r in fresh if r.kv_cache_usage is not None),
         tokens_per_second=prompt + generation,
-        capacity=replica_capacity(policy.profile, prompt, generation, sum(r.requests_per_second for r in fresh)),
+        capacity=replica_capacity(policy.profile, prompt, generation, sum(r.requests_per_second for r in fresh),
+                                  kv_batch=kv_batch(fresh)),
         busiest_demand=max((r.running + r.waiting for r in fresh), default=0.0),
         busiest_kv=max(kv, default=0.0),
         busiest_tps=max((r.prompt_tokens_per_second + r.generation_tokens_per_second for r in fresh), default=0.0),

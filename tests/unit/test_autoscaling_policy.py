@@ -225,3 +225,26 @@ def test_replica_capacity_uses_the_observed_request_shape():
         PROFILE.saturation_output_tps(REFERENCE_PROMPT_TOKENS, REFERENCE_OUTPUT_TOKENS)
         * (REFERENCE_PROMPT_TOKENS + REFERENCE_OUTPUT_TOKENS) / REFERENCE_OUTPUT_TOKENS)
     assert replica_capacity(None, 1, 1, 1) is None
+
+
+def test_a_kv_cache_that_fills_early_caps_the_capacity_at_the_batch_it_holds():
+    shape = (REFERENCE_PROMPT_TOKENS + REFERENCE_OUTPUT_TOKENS) / REFERENCE_OUTPUT_TOKENS
+    assert replica_capacity(PROFILE, 0, 0, 0, kv_batch=100_000) == pytest.approx(CAPACITY)  # the model binds
+    capped = replica_capacity(PROFILE, 0, 0, 0, kv_batch=5.5)
+    assert capped == pytest.approx(PROFILE.steady_output_tps(5, REFERENCE_PROMPT_TOKENS, REFERENCE_OUTPUT_TOKENS) * shape)
+    assert capped < 0.5 * CAPACITY
+
+
+@pytest.mark.parametrize("kv, running, expected, reason", [
+    # 4 running requests fill 80% of the KV cache: a full cache holds 5, whose throughput (31% of
+    # the mean-request model's saturation) the replicas at 30% of that saturation nearly reach -> up
+    (0.8, 4, 3, "UtilizationHigh"),
+    # the same throughput, a full cache would hold 160 requests: the model's capacity stands -> down
+    (0.25, 40, 1, "Underused"),
+    # too little KV in use to say what a full cache holds: the model's capacity stands -> down
+    (0.1, 4, 1, "Underused"),
+])
+def test_utilization_is_measured_against_the_batch_the_kv_cache_holds(kv, running, expected, reason):
+    replicas = tier(*[dataclasses.replace(at_util(0.3), kv_cache_usage=kv, running=running)] * 2)
+    decision = desired_replicas(2, replicas, policy(profile=PROFILE, scale_down_cooldown=0), OLD, NOW)
+    assert (decision.replicas, decision.reason) == (expected, reason)
