@@ -25,7 +25,7 @@ from tokenfleet.api.v1alpha1 import ModelTierSpec  # noqa: E402
 from tokenfleet.autoscaling import ScalingPolicy  # noqa: E402
 from tokenfleet.plan.model import window_replicas  # noqa: E402
 from tokenfleet.replay import FleetModel, Request, floor_cost_per_million_tokens, load_trace, replay  # noqa: E402
-from tokenfleet.scalers import PolicyScaler, QueueThresholdScaler, StaticScaler  # noqa: E402
+from tokenfleet.scalers import ForesightScaler, PolicyScaler, QueueThresholdScaler, StaticScaler  # noqa: E402
 
 
 WARM_MINUTES = 5  # the autoscalers start with the replicas the trace's first minutes need
@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-replicas", type=int, default=None,
                         help="maxReplicas of both autoscalers (default: twice the replicas of the peak minute)")
     parser.add_argument("--only-policy", action="store_true", help="replay tokenfleet's policy only (faster)")
+    parser.add_argument("--frontier", action="store_true",
+                        help="also replay perfect foresight (the replicas each minute needs at maxUtilization 0.8 "
+                        "to 1.0, asked for a start-up ahead): the cost and SLO no live scaler can beat")
     parser.add_argument("--verbose", action="store_true", help="print every scale event")
     return parser.parse_args(argv)
 
@@ -132,6 +135,22 @@ def run_scalers(args, requests, model: FleetModel, scalers, window: float) -> di
     return runs
 
 
+FRONTIER_UTILIZATIONS = (0.8, 0.85, 0.9, 0.95, 1.0)
+
+
+def frontier(requests, model: FleetModel, policy: ScalingPolicy, floor: float) -> list[dict]:
+    """Perfect foresight replayed at each of FRONTIER_UTILIZATIONS: cost against the floor, SLO met."""
+    points = []
+    for u in FRONTIER_UTILIZATIONS:
+        needs = window_replicas(requests, policy.profile, u, 60.0)
+        scaler = ForesightScaler(needs, lead=model.startup_seconds + model.decision_interval)
+        result = replay(requests, dataclasses.replace(model, initial_replicas=needs[0]), scaler)
+        points.append({"max_utilization": u, "cost_vs_floor": round(result.cost_per_million_tokens / floor, 3),
+                       "slo_attainment": round(result.slo_attainment, 5), "mean_replicas": round(result.mean_replicas, 3)})
+        print(f"foresight {u:.2f}   {json.dumps(points[-1])}", flush=True)
+    return points
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     requests = reshape(load_trace(args.trace, args.limit), args.minutes, args.speed, args.copies)
@@ -175,8 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_static_slo_attainment": static["slo_attainment"],
         "cost_vs_floor": round(ours["cost_per_mtok"] / floor, 3),
         "saving_vs_queue": round(1 - ours["cost_per_mtok"] / queue["cost_per_mtok"], 3),
-        "seconds": round(time.monotonic() - started, 1),
     }
+    if args.frontier:
+        points = frontier(requests, model, policy, floor)
+        met = [p for p in points if p["slo_attainment"] >= 0.99]
+        out["foresight_frontier"] = points
+        out["foresight_best_cost_vs_floor_at_99"] = min((p["cost_vs_floor"] for p in met), default=None)
+    out["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(out))
     return 0
 

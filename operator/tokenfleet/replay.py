@@ -186,33 +186,60 @@ class ReplayResult:
         return count
 
 
-def saturation_tokens_per_second(requests: list[Request], model: FleetModel, sample: int = 4000) -> float:
-    """Tokens/s (prompt + generated) of one replica kept saturated with the trace's own requests.
+def batch_caps(max_num_seqs: int) -> list[int]:
+    """The batch sizes the saturation search tries: 8, 12, 16, 24, 32, 48 ... up to ``max_num_seqs``."""
+    caps, n = [], 8
+    while n < max_num_seqs:
+        caps += [n, n * 3 // 2]
+        n *= 2
+    return sorted({c for c in caps if c < max_num_seqs} | {max_num_seqs})
 
-    Up to ``sample`` requests, spread evenly over the trace, are queued at once on one engine
-    simulator (``BatchSimulator``, the replay's own model with its token budget), so that its
-    batch is always as full as slots and KV cache allow and it never waits for work. Throughput
-    is counted while requests still wait, before the batch drains: perfect packing. Unlike the
-    closed form at the mean request shape (``EngineProfile.saturation_output_tps``), this sees
-    the spread of prompt and output lengths, chunked prefill and preemptions.
-    """
-    if not requests:
-        raise ValueError("no requests")
-    step = max(1, len(requests) // sample)
-    sim = BatchSimulator(model.profile, max_num_batched_tokens=model.max_num_batched_tokens)
-    for i, r in enumerate(requests[::step]):
+
+def packed_tokens_per_second(requests: list[Request], model: FleetModel, max_num_seqs: int | None = None) -> float:
+    """Tokens/s (prompt + generated) of one replica with ``requests`` all queued at once (0: no wait)."""
+    return _packed(requests, model, max_num_seqs)[0]
+
+
+def _packed(requests: list[Request], model: FleetModel, max_num_seqs: int | None) -> tuple[float, int]:
+    """Throughput and preemptions of one engine simulator (``BatchSimulator``, the replay's own model
+    with its token budget) that keeps its batch as full as ``max_num_seqs`` and the KV cache allow
+    and never waits for work; throughput is counted while requests still wait, before the batch drains."""
+    sim = BatchSimulator(model.profile, max_num_seqs=max_num_seqs, max_num_batched_tokens=model.max_num_batched_tokens)
+    for i, r in enumerate(requests):
         sim.add(i, r.prompt_tokens, r.output_tokens, r.output_tokens)
-    prompt = {i: r.prompt_tokens for i, r in enumerate(requests[::step])}
     ms = tokens = 0.0
     while sim.num_waiting > 0:
         result = sim.step()
         ms += result.duration_ms
-        tokens += len(result.tokens) + sum(prompt[i] for i in result.first_tokens)
-    if ms <= 0:  # everything fits in one batch: the closed form is all there is
+        tokens += len(result.tokens) + sum(requests[i].prompt_tokens for i in result.first_tokens)
+    return (tokens / (ms / 1000.0) if ms > 0 else 0.0), sim.preemptions
+
+
+def saturation_tokens_per_second(requests: list[Request], model: FleetModel, sample: int = 4000) -> float:
+    """Tokens/s (prompt + generated) of one replica perfectly packed with the trace's own requests.
+
+    Up to ``sample`` requests, spread evenly over the trace, are queued at once
+    (``packed_tokens_per_second``) with the batch capped at ``max_num_seqs``. A KV cache too small
+    for the batch vLLM admits thrashes (it preempts and recomputes), and a floor must not charge that
+    waste: while a run preempts, the next smaller of ``batch_caps`` is tried, and the best
+    throughput is the saturation throughput. (Without preemption a smaller batch is never faster:
+    a step's fixed cost is shared by fewer sequences.) Unlike the closed form at the mean request
+    shape (``EngineProfile.saturation_output_tps``), this sees the spread of prompt and output
+    lengths, chunked prefill and preemptions.
+    """
+    if not requests:
+        raise ValueError("no requests")
+    picked = requests[::max(1, len(requests) // sample)]
+    caps = batch_caps(model.profile.max_num_seqs)
+    best, preemptions = _packed(picked, model, caps.pop())
+    if best <= 0:  # everything fits in one batch: the closed form is all there is
         mean_in = sum(r.prompt_tokens for r in requests) / len(requests)
         mean_out = sum(r.output_tokens for r in requests) / len(requests)
         return model.profile.saturation_output_tps(mean_in, mean_out) * (mean_in + mean_out) / mean_out
-    return tokens / (ms / 1000.0)
+    while preemptions and caps:
+        tps, preemptions = _packed(picked, model, caps.pop())
+        best = max(best, tps)
+    return best
 
 
 def floor_cost_per_million_tokens(requests: list[Request], model: FleetModel) -> float:

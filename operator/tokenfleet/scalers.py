@@ -77,3 +77,20 @@ class StaticScaler:
 
     def decide(self, now: float, current: int, signals: TierSignals) -> int:
         return self.replicas
+
+
+@dataclass
+class ForesightScaler:
+    """Perfect foresight, the bound no live scaler reaches: the replicas each ``window`` of the trace
+    needs (``plan.model.window_replicas``), asked for ``lead`` seconds (the start-up delay) ahead and
+    released as soon as the load no longer needs them."""
+
+    needs: list[int]
+    lead: float
+    window: float = 60.0
+    name: str = "foresight"
+
+    def decide(self, now: float, current: int, signals: TierSignals) -> int:
+        last = len(self.needs) - 1
+        first, until = min(int(now // self.window), last), min(int((now + self.lead) // self.window), last)
+        return max(self.needs[first:until + 1])

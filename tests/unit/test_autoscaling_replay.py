@@ -9,6 +9,8 @@ import pytest
 from tokenfleet.autoscaling import ReplicaSignals, ScalingPolicy, TierSignals
 from tokenfleet.perf import build_profile
 from tokenfleet.replay import (
+    batch_caps,
+    packed_tokens_per_second,
     FleetModel,
     ReplayResult,
     Request,
@@ -18,7 +20,7 @@ from tokenfleet.replay import (
     replay,
     saturation_tokens_per_second,
 )
-from tokenfleet.scalers import PolicyScaler, QueueThresholdScaler, StaticScaler
+from tokenfleet.scalers import ForesightScaler, PolicyScaler, QueueThresholdScaler, StaticScaler
 
 PROFILE = build_profile(parameters_b=8, weights="fp8", gpu_type="nvidia-h100")
 
@@ -135,3 +137,28 @@ def test_no_replayed_fleet_is_cheaper_than_the_floor():
     flooded = replay(requests, model, StaticScaler(1))
     floor = floor_cost_per_million_tokens(requests, model)
     assert floor <= flooded.cost_per_million_tokens < 1.2 * floor
+
+
+def test_the_floor_charges_no_preemption_a_smaller_batch_would_avoid():
+    """16-bit 8B weights leave an L4 little KV cache: vLLM's 256-request batch thrashes on long prompts."""
+    starved = build_profile(parameters_b=8, weights="none", gpu_type="nvidia-l4")
+    rng = random.Random(5)
+    requests = sorted((Request(rng.uniform(0, 600), rng.randint(200, 4000), rng.randint(20, 400))
+                       for _ in range(600)), key=lambda r: r.arrival)
+    model = FleetModel(starved)
+    thrashing = packed_tokens_per_second(requests, model)  # max_num_seqs 256: preempts and recomputes
+    smaller = max(packed_tokens_per_second(requests, model, cap) for cap in (16, 24, 32))
+    assert smaller > 1.05 * thrashing
+    assert saturation_tokens_per_second(requests, model) >= smaller
+
+
+def test_batch_caps_end_at_max_num_seqs():
+    assert batch_caps(256) == [8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    assert batch_caps(100) == [8, 12, 16, 24, 32, 48, 64, 96, 100]
+    assert batch_caps(4) == [4]
+
+
+def test_foresight_asks_for_replicas_a_start_up_ahead_and_releases_them_at_once():
+    oracle = ForesightScaler(needs=[2, 2, 5, 1], lead=90.0)
+    # minute 2 needs 5: asked for from 30 s (90 s ahead) until it ends; minute 3 needs only 1
+    assert [oracle.decide(t, 0, TierSignals()) for t in (0, 20, 30, 119, 120, 179, 180, 600)] == [2, 2, 5, 5, 5, 5, 1, 1]
