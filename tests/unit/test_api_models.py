@@ -49,6 +49,11 @@ def test_minimal_modeltier_gets_sensible_defaults():
         ("model.parametersB", 0, "model.parametersB"),
         ("engine.typoField", 1, "engine.typoField"),
         ("engine.resources", {"requests": {"cpu": "lots"}}, "engine.resources.requests.cpu"),
+        ("model.hfTokenSecretRef", {"name": "My_Secret", "key": "token"}, "model.hfTokenSecretRef.name"),
+        ("model.hfTokenSecretRef", {"name": "hf", "key": "to/ken"}, "model.hfTokenSecretRef.key"),
+        ("gpu.nodeSelector", {"pool": "a100 pool"}, "gpu.nodeSelector.pool"),
+        ("gpu.nodeSelector", {"Example.com/pool": "a100"}, "gpu.nodeSelector"),
+        ("gpu.nodeSelector", {"pool/": "a100"}, "gpu.nodeSelector"),
     ],
 )
 def test_bad_modeltier_values_are_refused_naming_the_field(path, value, fragment):
@@ -56,6 +61,14 @@ def test_bad_modeltier_values_are_refused_naming_the_field(path, value, fragment
         ModelTierSpec.model_validate(tier(**{path: value}))
     locs = [".".join(str(p) for p in e["loc"]) for e in err.value.errors()]
     assert fragment in locs
+
+
+def test_well_formed_secret_names_and_node_labels_are_accepted():
+    spec = ModelTierSpec.model_validate(tier(**{
+        "model.hfTokenSecretRef": {"name": "hf-token.v2", "key": "HF_TOKEN"},
+        "gpu.nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "", "tier_2": "A.b-c"},
+    }))
+    assert spec.gpu.node_selector["cloud.google.com/gke-accelerator"] == "nvidia-l4"
 
 
 def test_min_replicas_above_max_replicas_is_refused():

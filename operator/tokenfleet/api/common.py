@@ -28,6 +28,26 @@ QUANTITY_PATTERN = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, json_schema_extra={"example": "500m"})]
 
 
+# Kubernetes names and labels (k8s.io/apimachinery/pkg/util/validation), checked where the user
+# applies them rather than when the operator's create of a child fails.
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a Kubernetes label key ([prefix/]name), or None when it is one."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not re.fullmatch(DNS_SUBDOMAIN_PATTERN, prefix)):
+        return f"label key {key!r}: the prefix must be a DNS subdomain (lowercase letters, digits, '-', '.')"
+    if not name or len(name) > 63 or not re.fullmatch(_LABEL_NAME, name):
+        return (f"label key {key!r}: the name must be 1-63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return None
+
+
 def parse_duration(value: str) -> float:
     """Seconds in a duration string such as ``90s``, ``15m``, ``1h30m`` or ``500ms``."""
     if not re.fullmatch(DURATION_PATTERN, value or ""):
@@ -53,8 +73,10 @@ class ApiModel(BaseModel):
 class SecretKeyRef(ApiModel):
     """A key in a Secret in the same namespace as the resource."""
 
-    name: str = Field(description="Name of the Secret, in the resource's namespace.", min_length=1)
-    key: str = Field(description="Key within the Secret whose value is used.", min_length=1)
+    name: str = Field(description="Name of the Secret, in the resource's namespace (a DNS subdomain).",
+                      min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    key: str = Field(description="Key within the Secret whose value is used (letters, digits, '-', '_', '.').",
+                     min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

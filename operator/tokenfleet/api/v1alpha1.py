@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tokenfleet.api.common import ApiModel, Condition, Duration, Quantity, SecretKeyRef, parse_duration
+from tokenfleet.api.common import (ApiModel, Condition, Duration, LabelValue, Quantity, SecretKeyRef, label_key_problem,
+                                   parse_duration)
 
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.30.0"
 
@@ -101,11 +102,19 @@ class GpuSpec(ApiModel):
     memory_gib: float | None = Field(
         default=None, alias="memoryGiB", gt=0, description="Memory of one GPU in GiB. Defaults to the GPU type's memory."
     )
-    node_selector: dict[str, str] | None = Field(
+    node_selector: dict[str, LabelValue] | None = Field(
         default=None,
         description="Node labels that select this GPU. Defaults to nvidia.com/gpu.product from GPU "
         "feature discovery for known types.",
     )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if problem := label_key_problem(key):
+                raise ValueError(problem)
+        return value
 
 
 class ResourcesSpec(ApiModel):
