@@ -41,6 +41,8 @@ BROKEN = [
     (doc("ModelTier", "text-spec", "oops"), "spec"),
     (tier_doc("bad-values", quantization={"weights": "fp4"}, scaling={"minReplicas": 5, "maxReplicas": 1}),
      "spec.quantization.weights"),
+    # a label key the real CRD schema cannot check either (no CEL rule over map keys)
+    (tier_doc("bad-label-key", gpu={"type": "nvidia-l4", "nodeSelector": {"GPU Pool": "a"}}), "spec.gpu.nodeSelector"),
     (doc("InferenceFleet", "text-fleet", "oops"), "spec"),
     (doc("InferenceFleet", "odd-fleet", {"tiers": "fine", "cachePolicyRef": 5}), "spec.tiers"),
     (doc("CachePolicy", "redis-without-url", {"store": {"type": "redis"}}), "spec.store"),
