@@ -213,6 +213,35 @@ async def test_coalesced_callers_share_one_result_and_one_failure():
     assert all(isinstance(o, ValueError) for o in outcomes)
 
 
+async def test_a_shared_call_outlives_a_caller_that_leaves_and_ends_with_the_last():
+    coalescer = Coalescer(0, RouterMetrics("f"))
+    upstream = {"started": 0, "cancelled": 0}
+
+    async def work():
+        upstream["started"] += 1
+        try:
+            await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            upstream["cancelled"] += 1
+            raise
+        return "answer"
+
+    leader = asyncio.ensure_future(coalescer.unary("k", work))
+    follower = asyncio.ensure_future(coalescer.unary("k", work))
+    await asyncio.sleep(0.02)
+    leader.cancel()  # the first client hangs up: the second still gets the shared answer
+    assert await follower == ("answer", False) and upstream == {"started": 1, "cancelled": 0}
+    assert leader.cancelled()
+
+    callers = [asyncio.ensure_future(coalescer.unary("j", work)) for _ in range(2)]
+    await asyncio.sleep(0.02)
+    for caller in callers:  # everyone hangs up: the upstream call is cancelled
+        caller.cancel()
+    await asyncio.sleep(0.01)
+    assert upstream == {"started": 2, "cancelled": 1}
+    assert await coalescer.unary("j", work) == ("answer", True)  # a newcomer starts afresh
+
+
 async def test_a_shared_stream_fans_out_every_item_to_late_subscribers_too():
     coalescer = Coalescer(0, RouterMetrics("f"))
 

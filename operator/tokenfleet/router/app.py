@@ -47,36 +47,49 @@ async def _read_body(scope: dict, receive, limit: int) -> bytes:
 
 
 class AsgiResponder:
-    """handlers.Responder over ASGI send; a watcher on receive notices a client that left."""
+    """handlers.Responder over ASGI send. Once the request body is in, a watcher on receive notices a
+    client that leaves and cancels the task answering it (the upstream call closes with it)."""
 
     def __init__(self, receive, send):
         self.send = send
         self.receive = receive
-        self._gone: asyncio.Future | None = None
+        self.left = False
+        self.finishing = False  # the last message is on its way: a disconnect now is the server's own
+        self._watcher: asyncio.Future | None = None
+
+    def watch(self, task: asyncio.Task) -> None:
+        self._watcher = asyncio.ensure_future(self._disconnect(task))
+
+    def unwatch(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
 
     async def whole(self, status: int, headers: handlers.Headers, body: bytes) -> None:
         headers.append((b"content-length", str(len(body)).encode()))
+        self.finishing = True
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
 
     async def start(self, status: int, headers: handlers.Headers) -> None:
-        self._gone = asyncio.ensure_future(self._disconnect())
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def chunk(self, data: bytes) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end(self) -> None:
-        if self._gone is not None:
-            self._gone.cancel()
+        self.finishing = True
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def gone(self) -> bool:
-        return self._gone is not None and self._gone.done()
+        return self.left
 
-    async def _disconnect(self) -> None:
+    async def _disconnect(self, task: asyncio.Task) -> None:
         while (await self.receive())["type"] != "http.disconnect":
             pass
+        if not self.finishing:  # uvicorn also answers http.disconnect once the response is complete
+            self.left = True
+            task.cancel()
 
 
 class Completions:
@@ -91,8 +104,21 @@ class Completions:
         if scope["method"] != "POST":
             err = errors.method_not_allowed(scope["method"])
             return await out.whole(err.status, err.headers(), err.body())
-        await handlers.completion(core, self.kind, _header(scope, b"authorization"),
-                                  lambda limit: _read_body(scope, receive, limit), out)
+        task = asyncio.current_task()
+
+        async def read_body(limit: int) -> bytes:
+            body = await _read_body(scope, receive, limit)
+            out.watch(task)
+            return body
+
+        try:
+            await handlers.completion(core, self.kind, _header(scope, b"authorization"), read_body, out)
+        except asyncio.CancelledError:
+            if not out.left:
+                raise
+            task.uncancel()  # our own cancel, for a client that left: nothing more to answer
+        finally:
+            out.unwatch()
 
 
 class Simple:

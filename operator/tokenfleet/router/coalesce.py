@@ -54,38 +54,59 @@ class Flight:
                 self.task.cancel()  # nobody listens any more
 
 
+class _Shared:
+    """One shared unary call and how many callers wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Future):
+        self.task = task
+        self.waiters = 0
+
+
 class Coalescer:
     """Keyed in-flight calls; ``window`` seconds of admission delay before a leader calls upstream."""
 
     def __init__(self, window: float, metrics) -> None:
         self.window = window
         self.metrics = metrics
-        self._unary: dict[bytes, asyncio.Future] = {}
+        self._unary: dict[bytes, _Shared] = {}
         self._streams: dict[bytes, Flight] = {}
 
     async def unary(self, key: bytes, factory: Callable[[], Awaitable]) -> tuple[object, bool]:
-        """(result, led): the first caller runs ``factory``; identical callers meanwhile get its result."""
-        future = self._unary.get(key)
-        if future is not None:
+        """(result, led): the first caller starts ``factory``; identical callers meanwhile share its result.
+
+        The call runs as its own task: a caller that leaves (its client hung up) does not end it for
+        the others; when the last one leaves, it is cancelled, which closes the upstream request.
+        """
+        shared = self._unary.get(key)
+        led = shared is None
+        if led:
+            shared = self._unary[key] = _Shared(asyncio.ensure_future(self._lead(key, factory)))
+        else:
             self.metrics.coalesced.inc()
-            return await asyncio.shield(future), False
-        future = asyncio.get_running_loop().create_future()
-        self._unary[key] = future
+        shared.waiters += 1
+        try:
+            return await asyncio.shield(shared.task), led
+        finally:
+            shared.waiters -= 1
+            if shared.waiters == 0 and not shared.task.done():
+                self._forget_unary(key, shared)  # no newcomer may join a call that is being cancelled
+                shared.task.cancel()
+
+    async def _lead(self, key: bytes, factory: Callable[[], Awaitable]):
         try:
             if self.window:
                 await asyncio.sleep(self.window)
-            result = await factory()
-        except BaseException as err:
-            shared = err if isinstance(err, Exception) else RuntimeError("the shared request was cancelled")
-            future.set_exception(shared)
-            future.exception()  # retrieved: no warning when nobody else waited
-            raise
-        else:
-            future.set_result(result)
-            return result, True
+            return await factory()
         finally:
-            if self._unary.get(key) is future:
+            shared = self._unary.get(key)
+            if shared is not None and shared.task is asyncio.current_task():
                 del self._unary[key]
+
+    def _forget_unary(self, key: bytes, shared: "_Shared") -> None:
+        if self._unary.get(key) is shared:
+            del self._unary[key]
 
     def stream(self, key: bytes, factory: Callable[[], AsyncIterator]) -> tuple[AsyncIterator, bool]:
         """(items, led): subscribe to the in-flight stream for ``key``, starting it if there is none."""

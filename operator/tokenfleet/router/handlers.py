@@ -7,6 +7,7 @@ endpoint the request's parts and a Responder; the endpoint answers through it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Awaitable, Callable, Protocol
@@ -20,6 +21,7 @@ from tokenfleet.router.core import RouterCore
 
 log = logging.getLogger("tokenfleet.router")
 JSON = b"application/json"
+CLIENT_CLOSED = 499  # status counted for a request whose client left before its answer (nginx's convention)
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -72,6 +74,9 @@ async def completion(core: RouterCore, kind: str, authorization: bytes | None,
     except errors.RouterError as err:
         status = err.status
         await out.whole(err.status, err.headers(), err.body())
+    except asyncio.CancelledError:  # the client hung up (its front end cancels the request's work)
+        core.metrics.request_done(tier, cache, CLIENT_CLOSED, time.perf_counter() - started)
+        raise
     except Exception:  # noqa: BLE001 - answered as a 500 in OpenAI's shape, never a bare crash
         log.exception("request failed")
         status = 500
@@ -91,7 +96,7 @@ async def _stream(core: RouterCore, call, out: Responder) -> tuple[str, str, int
     try:
         async for item in items:
             if out.gone():
-                return (head.tier if head else "none"), cache, 499
+                return (head.tier if head else "none"), cache, CLIENT_CLOSED
             if head is None:
                 head = item
                 cache = "coalesced" if shared and head.cache == "miss" else head.cache

@@ -109,6 +109,7 @@ class HttpConnection(asyncio.Protocol):
         self.closed = False
         self.queue: deque[_Request] = deque()
         self.busy = False
+        self.task: asyncio.Task | None = None  # answering the queue, while busy
         self.request: _Request | None = None
         self.last_activity = self.loop.time()
         self.writable = asyncio.Event()  # cleared while the transport's buffer is full
@@ -124,6 +125,10 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
         self.server.connections.discard(self)
         self.writable.set()
+        if self.busy and self.task is not None:
+            # The client hung up mid-request: stop its work, which closes the upstream request (vLLM
+            # aborts a request whose connection closes) unless other callers share that call.
+            self.task.cancel()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.loop.time()
@@ -189,7 +194,7 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()
         if not self.busy:
             self.busy = True
-            self.loop.create_task(self._serve_queue())
+            self.task = self.loop.create_task(self._serve_queue())
 
     # ------------------------------------------------------------------ answering
 
@@ -216,6 +221,7 @@ class HttpConnection(asyncio.Protocol):
                     self.closed = True
         finally:
             self.busy = False
+            self.task = None
 
     async def _answer(self, request: _Request) -> None:
         out = _Responder(self, request.keep_alive)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -11,7 +12,7 @@ import uuid
 import openai
 import pytest
 
-from tests.support.engines import calls, emulator, router
+from tests.support.engines import calls, emulator, metric_values, router
 
 KEY = "sk-alpha"
 
@@ -140,3 +141,37 @@ def test_an_engine_failing_with_5xx_is_skipped(logs, engines):
         raw = sync_client(base).chat.completions.with_raw_response.create(model="auto", messages=ask("hi"),
                                                                           max_tokens=8)
         assert raw.headers["x-tokenfleet-tier"] == "big" and calls(flaky) == 1
+
+
+def _running(engine: str) -> float:
+    return sum(v for k, v in metric_values(engine).items() if k.startswith("vllm:num_requests_running"))
+
+
+def _wait(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("server", ["native", "uvicorn"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_hangs_up_stops_the_engine_request(logs, stream, server):
+    """vLLM aborts a request whose connection closes; the router must close its own when its client leaves."""
+    with emulator(logs, "--model", "slow", "--time-scale", "1") as slow, \
+            router(logs, "--tier", f"slow={slow}", "--mode", "fixed", "--server", server) as base:
+        client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=1.0)
+        # 2,000 tokens at real-time speed: most of a minute of decoding unless it is aborted
+        request = dict(model="slow", messages=ask("write at length"), max_tokens=2000, extra_body={"ignore_eos": True})
+        if stream:
+            chunks = client.chat.completions.create(stream=True, **request)
+            next(iter(chunks))
+            chunks.close()  # hang up mid-stream
+        else:
+            with pytest.raises(openai.APITimeoutError):  # gives up after 1 s and closes its connection
+                client.chat.completions.create(**request)
+        _wait(lambda: _running(slow) == 0, 5, "the engine still runs the abandoned request")
+        assert any(k.startswith("vllm:request_success_total") and 'finished_reason="abort"' in k and v >= 1
+                   for k, v in metric_values(slow).items())
+        _wait(lambda: any(k.startswith("tokenfleet_router_requests_total") and 'code="499"' in k
+                          for k in metric_values(base)), 5, "the router did not count the client's hang-up")
