@@ -60,6 +60,19 @@ def test_a_repeat_sends_exactly_the_messages_of_an_earlier_request(planned):
     assert repeats > 20
 
 
+def test_repeats_and_rephrasings_ask_for_the_length_of_their_questions_first_answer(planned):
+    """min_tokens is in every cache key: a length drawn afresh per repeat would make it a miss."""
+    first: dict[str, int] = {}
+    again = 0
+    for r in planned:
+        if r.kind == "new":
+            first[r.question] = r.min_tokens
+        elif r.kind in ("repeat", "rephrase"):
+            assert r.min_tokens == first[r.question]
+            again += 1
+    assert again > 20 and len(set(first.values())) > 10  # new questions keep the trace's spread of lengths
+
+
 def test_a_rephrase_asks_an_earlier_question_in_words_not_used_before(planned):
     asked: dict[str, set[str]] = collections.defaultdict(set)
     prompts = {q.id: q for q in load_prompts().questions}

@@ -17,7 +17,11 @@ Either way the question's level (easy, medium, hard) is drawn from ``level_mix``
 requests are easy, as in real traffic (an assumption: 70% easy, 20% medium, 10% hard).
 
 Every request asks, through vLLM's ``min_tokens``, for the trace row's GeneratedTokens: the
-engine emulator has no model to decide an answer's length, the trace does.
+engine emulator has no model to decide an answer's length, the trace does. A repeat or a
+rephrasing asks for the length of its question's first answer: the same question gets an answer
+of the same length, and ``min_tokens`` is part of every cache key (an answer shorter than a
+request's ``min_tokens`` must not serve it), so a length drawn afresh would make every repeat a
+miss.
 """
 
 from __future__ import annotations
@@ -144,6 +148,7 @@ def plan_requests(rows: list[Request], prompts: PromptSet, config: WorkloadConfi
     mix = [(level, w) for level, w in config.level_mix if levels.get(level)]
     weights = {level: zipf_weights(len(qs), config.zipf) for level, qs in levels.items()}
     asked: dict[str, list[str]] = {}
+    lengths: dict[str, int] = {}  # question id -> output tokens of its first answer
     out = []
     for i, row in enumerate(compress(rows, config.duration, config.rps, config.seed)):
         stream = rng.random() < config.stream_share
@@ -165,8 +170,9 @@ def plan_requests(rows: list[Request], prompts: PromptSet, config: WorkloadConfi
             kind, wording = "repeat", rng.choice(used)
         if wording not in used:
             used.append(wording)
+        length = lengths.setdefault(question.id, row.output_tokens)
         messages = ({"role": "system", "content": prompts.system_prompt}, {"role": "user", "content": wording})
-        out.append(PlannedRequest(i, row.arrival, kind, question.id, messages, row.output_tokens, 0.0, stream,
+        out.append(PlannedRequest(i, row.arrival, kind, question.id, messages, length, 0.0, stream,
                                   row.prompt_tokens))
     return out
 

@@ -68,6 +68,10 @@ def test_the_demo_reports_cost_against_the_baseline_and_stops_everything(tmp_pat
                      r"static x\d+, no cache\)", out), out[-4000:]
     assert re.search(r"cache hits\s+\d+% of answers: router's own copy \d+%, cache service exact \d+%, cache "
                      r"service semantic \d+%", out)
+    # a repeat sent once its question's answer is back is a cache hit (min_tokens is in the key: the
+    # demo must ask for the same length again, or every repeat misses)
+    answered = re.search(r"had been answered: repeat (\d+)/(\d+)", out)
+    assert answered and int(answered[2]) >= 1 and int(answered[1]) >= 0.8 * int(answered[2]), out[-4000:]
     assert re.search(r"answer time\s+whole answers: p50 \d+\.\d\ds, p95 \d+\.\d\ds", out)
     assert re.search(r"escalations\s+\d+% of the \d+ answers", out)
     assert "replicas        llama-1b-int4" in out
