@@ -1,6 +1,6 @@
-"""kopf wiring of the autoscaler: a timer per ModelTier reads Prometheus, asks the policy, sets the replicas.
+"""kopf wiring of the autoscaler: a daemon per ModelTier reads Prometheus, asks the policy, sets the replicas.
 
-Every ``TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS`` each ModelTier's timer (in a worker thread, under
+Every ``TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS`` each ModelTier's daemon (in a worker thread, under
 the tier's lock) reads its engine signals (``tokenfleet.metrics``), calls
 ``autoscaling.desired_replicas`` and, when the answer differs, sets the engine Deployment's
 ``spec.replicas``, posts an Event and records ``status.lastScale``. It never fights: a tier that
@@ -9,13 +9,16 @@ targets the same Deployment sets ``ScalingConflict=True`` and the autoscaler yie
 Prometheus URL nothing is registered and replicas stay where they are. Status is patched only
 when a shown value changes. Operator metrics: docs/metrics.md.
 
-kopf adds its finalizer to ModelTiers while a timer is registered, so that the timer stops before
-a tier is deleted (docs/autoscaling.md).
+No finalizer: kopf puts one on every object that has a timer or daemon, so that it can stop them
+before the object goes; but a finalizer outlives an operator uninstalled first (Argo CD and Flux
+prune everything at once), and every ModelTier then hangs in deletion. The daemon needs no such
+care: it ends by itself at its first decision after its tier is gone (``without_finalizer``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -124,8 +127,26 @@ class OperatorMetrics:
                 pass
 
 
+class TierGone(Exception):
+    """The ModelTier was deleted (or is being deleted): its daemon ends."""
+
+
+def without_finalizer(registry: kopf.OperatorRegistry, handler_id: str) -> None:
+    """Let the daemon ``handler_id`` run without kopf's finalizer on its objects.
+
+    kopf's decorators mark every daemon and timer as needing one (``requires_finalizer=True``,
+    no option: nolar/kopf#1074); its handler objects are frozen dataclasses, so the registered
+    one is replaced by a copy that does not. A test checks that no finalizer appears.
+    """
+    handlers = registry._spawning._handlers  # noqa: SLF001 - no public way, see above
+    found = [i for i, h in enumerate(handlers) if h.id == handler_id]
+    if len(found) != 1:
+        raise RuntimeError(f"kopf registry: expected one spawning handler {handler_id!r}, found {len(found)}")
+    handlers[found[0]] = dataclasses.replace(handlers[found[0]], requires_finalizer=False)
+
+
 class Autoscaler:
-    """Per-tier policy state and the decision loop body, shared by every tier's timer."""
+    """Per-tier policy state and the decision loop body, shared by every tier's daemon."""
 
     def __init__(self, kube: Kube, metrics: EngineMetrics, registry: CollectorRegistry, locks,
                  clock=time.monotonic) -> None:
@@ -140,11 +161,15 @@ class Autoscaler:
         self.series.forget(namespace, name)
 
     def tick(self, namespace: str, name: str) -> Decision | None:
-        """One decision for one tier; None when there is nothing to decide (pinned, conflict, no Deployment)."""
+        """One decision for one tier; None when there is nothing to decide (pinned, conflict, no Deployment).
+
+        Raises TierGone when the ModelTier no longer exists or is being deleted.
+        """
         with self.locks.hold((KIND, namespace, name)):
             obj = self.kube.get(API_VERSION, KIND, namespace, name)
             if gone(obj):
-                return None
+                self.forget(namespace, name)
+                raise TierGone(f"{namespace}/{name}")
             try:
                 spec: ModelTierSpec = parse_spec(KIND, obj.get("spec"))
             except ValidationError:
@@ -222,7 +247,7 @@ class Autoscaler:
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """A timer per ModelTier, only when a Prometheus URL is configured (else replicas hold)."""
+    """A daemon per ModelTier, only when a Prometheus URL is configured (else replicas hold)."""
     if not config.prometheus_url:
         log.info("no Prometheus URL: the autoscaler is off and replicas stay where they are")
         return
@@ -232,9 +257,22 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     def start(memo: kopf.Memo, **_) -> None:
         memo.autoscaler = Autoscaler(memo.kube, EngineMetrics(settings), memo.metrics, memo.locks)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, id="autoscaler", interval=config.autoscale_interval_seconds)
-    async def autoscale(namespace: str, name: str, memo: kopf.Memo, **_) -> None:
-        await asyncio.to_thread(memo.autoscaler.tick, namespace, name)
+    interval = config.autoscale_interval_seconds
+
+    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="autoscaler", cancellation_timeout=10.0)
+    async def autoscale(namespace: str, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_) -> None:
+        """Decide every interval until the tier is gone, the operator stops or a peer takes over."""
+        await stopped.wait(interval)  # the first decision one interval in, as a timer's
+        while not stopped:
+            try:
+                await asyncio.to_thread(memo.autoscaler.tick, namespace, name)
+            except TierGone:
+                return
+            except Exception:  # noqa: BLE001 - one failed decision (API, Prometheus): the next may pass
+                log.exception("ModelTier %s/%s: autoscaling decision failed", namespace, name)
+            await stopped.wait(interval)
+
+    without_finalizer(registry, "autoscaler")
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="autoscaler_forget")
     def forget(type: str, namespace: str, name: str, memo: kopf.Memo, **_) -> None:

@@ -13,6 +13,7 @@ from tokenfleet import API_VERSION
 
 WAIT = 30.0  # deadline of each wait (Prometheus needs a few scrapes), not a timing assertion
 QUIET = 2.5  # seconds (two decisions and more) during which nothing may change
+DAEMON_ENDED = "Daemon 'autoscaler' succeeded"  # kopf's log line when a daemon returns
 
 
 def modeltier(name: str, **scaling) -> dict:
@@ -138,3 +139,17 @@ def test_an_hpa_or_scaledobject_on_the_deployment_makes_the_autoscaler_yield_and
         wait_for(lambda: replicas(cluster, ns, "shared") == 2, "the pinned count", WAIT)
         time.sleep(QUIET)
         assert replicas(cluster, ns, "shared") == 2  # idle engines, yet the pin wins
+
+
+def test_an_autoscaled_tier_carries_no_finalizer_and_deletes_even_with_the_operator_gone(
+        cluster, ns, operator, prometheus_port, tmp_path):
+    """Argo CD and Flux prune the operator and the tiers together: a finalizer would leave the tiers stuck."""
+    with engines(tmp_path, 1) as addresses, scraped(tmp_path, prometheus_port, ns, addresses):
+        cluster.apply(ns, [modeltier("pruned")])
+        deciding(cluster, ns, "pruned")
+        assert not cluster.get("ModelTier", ns, "pruned")["metadata"].get("finalizers")
+        ended = operator.log_tail(1_000_000).count(DAEMON_ENDED)
+        cluster.kubectl("delete", "-n", ns, "modeltier", "pruned", "--wait=false")
+        wait_for(lambda: cluster.get("ModelTier", ns, "pruned") is None, "the tier's deletion", WAIT)
+        wait_for(lambda: operator.log_tail(1_000_000).count(DAEMON_ENDED) > ended, "its autoscaler daemon's end", WAIT)
+        assert "Traceback" not in operator.log_tail(1_000_000)
