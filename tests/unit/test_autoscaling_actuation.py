@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tokenfleet.autoscaling import Decision, ScalerState
+import kopf
+
+from tokenfleet.config import OperatorConfig
+from tokenfleet.handlers import autoscaler
 from tokenfleet.handlers.autoscaler import conflict_condition, conflicting_scaler, status_fields
 
 
@@ -55,3 +59,25 @@ def test_status_fields_are_rounded_so_that_noise_makes_no_write():
     assert status_fields(d) == {"desiredReplicas": 3, "costPerMillionTokens": 0.08812, "tokensPerSecond": 7551.0,
                                 "queueDepth": 1.23, "kvCacheUsage": 0.123}
     assert status_fields(Decision(0, "Hold", "", ScalerState()))["costPerMillionTokens"] is None
+
+
+def spawning(registry: kopf.OperatorRegistry) -> dict[str, bool]:
+    return {h.id: h.requires_finalizer for h in registry._spawning.get_all_handlers()}
+
+
+def test_the_autoscaler_daemon_is_registered_without_a_finalizer():
+    registry = kopf.OperatorRegistry()
+    autoscaler.register(registry, OperatorConfig(prometheus_url="http://prometheus:9090"))
+    assert spawning(registry) == {"autoscaler": False}  # kopf's decorator says True
+
+
+def test_without_a_way_to_drop_the_finalizer_kopfs_default_stands_and_the_operator_starts(caplog):
+    registry = kopf.OperatorRegistry()
+
+    @kopf.daemon("tokenfleet.io", "v1alpha1", "modeltiers", registry=registry, id="other")
+    async def other(**_):
+        pass
+
+    assert autoscaler.without_finalizer(registry, "missing") is False  # no such handler: nothing changes
+    assert spawning(registry) == {"other": True} and "without a finalizer" in caplog.text
+    assert autoscaler.without_finalizer(registry, "other") is True and spawning(registry) == {"other": False}

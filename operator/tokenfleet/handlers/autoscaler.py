@@ -131,18 +131,25 @@ class TierGone(Exception):
     """The ModelTier was deleted (or is being deleted): its daemon ends."""
 
 
-def without_finalizer(registry: kopf.OperatorRegistry, handler_id: str) -> None:
-    """Let the daemon ``handler_id`` run without kopf's finalizer on its objects.
+def without_finalizer(registry: kopf.OperatorRegistry, handler_id: str) -> bool:
+    """Let the daemon ``handler_id`` run without kopf's finalizer on its objects; False if it could not.
 
     kopf's decorators mark every daemon and timer as needing one (``requires_finalizer=True``,
     no option: nolar/kopf#1074); its handler objects are frozen dataclasses, so the registered
-    one is replaced by a copy that does not. A test checks that no finalizer appears.
+    one is replaced by a copy that does not. Should a kopf release change those internals, the
+    operator keeps kopf's default (the finalizer) and says so, rather than fail to start.
     """
-    handlers = registry._spawning._handlers  # noqa: SLF001 - no public way, see above
-    found = [i for i, h in enumerate(handlers) if h.id == handler_id]
-    if len(found) != 1:
-        raise RuntimeError(f"kopf registry: expected one spawning handler {handler_id!r}, found {len(found)}")
-    handlers[found[0]] = dataclasses.replace(handlers[found[0]], requires_finalizer=False)
+    try:
+        handlers = registry._spawning._handlers  # noqa: SLF001 - no public way, see above
+        found = [i for i, h in enumerate(handlers) if h.id == handler_id]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} spawning handlers named {handler_id!r}")
+        handlers[found[0]] = dataclasses.replace(handlers[found[0]], requires_finalizer=False)
+    except (AttributeError, LookupError, TypeError) as err:
+        log.warning("kopf %s: cannot register %r without a finalizer (%s): kopf will put one on each "
+                    "ModelTier; delete ModelTiers before uninstalling the operator", kopf.__version__, handler_id, err)
+        return False
+    return True
 
 
 class Autoscaler:
