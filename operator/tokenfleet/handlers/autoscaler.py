@@ -174,8 +174,7 @@ class Autoscaler:
         """
         with self.locks.hold((KIND, namespace, name)):
             obj = self.kube.get(API_VERSION, KIND, namespace, name)
-            if gone(obj):
-                self.forget(namespace, name)
+            if gone(obj):  # its state goes with the DELETED event (autoscaler_forget)
                 raise TierGone(f"{namespace}/{name}")
             try:
                 spec: ModelTierSpec = parse_spec(KIND, obj.get("spec"))

@@ -59,9 +59,15 @@ class _Shared:
 
     __slots__ = ("task", "waiters")
 
-    def __init__(self, task: asyncio.Future):
-        self.task = task
+    def __init__(self) -> None:
+        self.task: asyncio.Future | None = None
         self.waiters = 0
+
+
+def _forget(table: dict, key: bytes, entry) -> None:
+    """Drop ``key`` from ``table`` if it still maps to ``entry`` (a newer call may have taken the key)."""
+    if table.get(key) is entry:
+        del table[key]
 
 
 class Coalescer:
@@ -82,7 +88,8 @@ class Coalescer:
         shared = self._unary.get(key)
         led = shared is None
         if led:
-            shared = self._unary[key] = _Shared(asyncio.ensure_future(self._lead(key, factory)))
+            shared = self._unary[key] = _Shared()
+            shared.task = asyncio.ensure_future(self._lead(key, shared, factory))
         else:
             self.metrics.coalesced.inc()
         shared.waiters += 1
@@ -91,22 +98,16 @@ class Coalescer:
         finally:
             shared.waiters -= 1
             if shared.waiters == 0 and not shared.task.done():
-                self._forget_unary(key, shared)  # no newcomer may join a call that is being cancelled
+                _forget(self._unary, key, shared)  # no newcomer may join a call that is being cancelled
                 shared.task.cancel()
 
-    async def _lead(self, key: bytes, factory: Callable[[], Awaitable]):
+    async def _lead(self, key: bytes, shared: "_Shared", factory: Callable[[], Awaitable]):
         try:
             if self.window:
                 await asyncio.sleep(self.window)
             return await factory()
         finally:
-            shared = self._unary.get(key)
-            if shared is not None and shared.task is asyncio.current_task():
-                del self._unary[key]
-
-    def _forget_unary(self, key: bytes, shared: "_Shared") -> None:
-        if self._unary.get(key) is shared:
-            del self._unary[key]
+            _forget(self._unary, key, shared)
 
     def stream(self, key: bytes, factory: Callable[[], AsyncIterator]) -> tuple[AsyncIterator, bool]:
         """(items, led): subscribe to the in-flight stream for ``key``, starting it if there is none."""
@@ -115,13 +116,9 @@ class Coalescer:
             self.metrics.coalesced.inc()
             return flight.follow(), False
         flight = self._streams[key] = Flight()
-        flight.on_abandon = lambda: self._forget(key, flight)
+        flight.on_abandon = lambda: _forget(self._streams, key, flight)
         flight.task = asyncio.ensure_future(self._produce(key, flight, factory))
         return flight.follow(), True
-
-    def _forget(self, key: bytes, flight: Flight) -> None:
-        if self._streams.get(key) is flight:
-            del self._streams[key]
 
     async def _produce(self, key: bytes, flight: Flight, factory: Callable[[], AsyncIterator]) -> None:
         error: BaseException | None = None
@@ -135,5 +132,5 @@ class Coalescer:
         except Exception as err:  # noqa: BLE001 - handed to every subscriber
             error = err
         finally:
-            self._forget(key, flight)
+            _forget(self._streams, key, flight)
             flight.finish(error)
