@@ -71,6 +71,7 @@ class CacheClient:
     def store(self, tenant: str, model: str, request: dict, response: dict) -> None:
         """Store in the background; the caller never waits for it."""
         if time.monotonic() < self._open_until:
+            self.metrics.stored("skipped")
             return
         task = asyncio.ensure_future(self._store(tenant, model, request, response))
         self._tasks.add(task)
@@ -82,6 +83,9 @@ class CacheClient:
                                               "response": response})
         except Exception as err:  # noqa: BLE001
             self._failed("store", err)
+            self.metrics.stored("error")
+        else:
+            self.metrics.stored("ok")
 
     async def close(self) -> None:
         """Cancel the stores still in flight and wait for them to end (before the session closes)."""

@@ -22,6 +22,7 @@ COUNTERS = {
     "tokens": ("Tokens billed.", ("tier", "direction", "tenant")),
     "cost_usd": ("Cost at the tier's price per token (USD).", ("tier", "tenant")),
     "cache_lookups": ("Cache lookups by result.", ("result",)),
+    "cache_stores": ("Stores sent to the cache service, by result.", ("result",)),
     "cache_tokens_saved": ("Output tokens a cache hit avoided generating.", ("kind",)),
     "escalations": ("Requests moved to another tier.", ("from_tier", "to_tier", "reason")),
     "coalesced_requests": ("Requests that shared another's upstream call.", ()),
@@ -98,6 +99,9 @@ class RouterMetrics:
 
     def lookup(self, result: str) -> None:
         self.counters["cache_lookups"][(result,)] += 1
+
+    def stored(self, result: str) -> None:
+        self.counters["cache_stores"][(result,)] += 1
 
     def saved(self, kind: str, tokens: int) -> None:
         self.counters["cache_tokens_saved"][(kind,)] += tokens

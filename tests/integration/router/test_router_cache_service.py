@@ -9,6 +9,7 @@ import openai
 from tests.support.engines import cache_service, calls, metric_values, router
 
 SERVICE_LOOKUP_ERRORS = 'tokenfleet_router_cache_lookups_total{fleet="tokenfleet",result="error"}'
+STORES = 'tokenfleet_router_cache_stores_total{{fleet="tokenfleet",result="{}"}}'
 
 
 def _client(base: str, key: str = "x") -> openai.OpenAI:
@@ -53,6 +54,10 @@ def test_routers_share_answers_through_the_cache_service_and_serve_on_when_it_di
                 assert answer.headers["x-tokenfleet-cache"] == "miss" and answer.parse().choices[0].message.content
             assert calls(engines["small"]) - after == 3
             assert metric_values(second)[SERVICE_LOOKUP_ERRORS] >= 1
+            # the stores of those misses fail or are skipped while the breaker is open: counted, never raised
+            lost = metric_values(second)
+            assert lost.get(STORES.format("error"), 0) + lost.get(STORES.format("skipped"), 0) >= 1
+            assert metric_values(first)[STORES.format("ok")] >= 1  # the first miss was stored
 
 
 def test_a_rephrased_question_is_answered_from_the_semantic_layer_of_its_own_tenant_only(logs, engines, keys_file):
