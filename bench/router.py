@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -288,6 +289,10 @@ def main() -> int:
     parser.add_argument("--clients", action="store_true",
                         help="also measure upstream HTTP clients (httpx, aiohttp, the router's) against the backend")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("error: bench/router.py needs the wrk load generator on PATH (Debian: apt-get install wrk)",
+              file=sys.stderr)
+        return 2
     summary = run(args)
     print(json.dumps(summary, sort_keys=True))
     return 0
