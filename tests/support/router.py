@@ -27,8 +27,8 @@ class FakeTier:
 
     def __init__(self, name: str, *, logprob: float = -0.1, status: int = 200, delay: float = 0.0,
                  tokens: tuple[str, ...] = ("Hello", " there", ",", " friend", "."), finish: str = "stop",
-                 token_delay: float = 0.0, break_after: int | None = None):
-        self.name, self.logprob, self.status, self.delay = name, logprob, status, delay
+                 token_delay: float = 0.0, break_after: int | None = None, error: str = "boom"):
+        self.name, self.logprob, self.status, self.delay, self.error = name, logprob, status, delay, error
         self.tokens, self.finish, self.token_delay, self.break_after = tokens, finish, token_delay, break_after
         self.bodies: list[dict] = []
         self.streamed_tokens = 0
@@ -60,7 +60,8 @@ class FakeTier:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
-            return JSONResponse({"error": {"message": "boom", "type": "server_error", "code": None}}, self.status)
+            kind = "BadRequestError" if self.status == 400 else "server_error"
+            return JSONResponse({"error": {"message": self.error, "type": kind, "code": self.status}}, self.status)
         head = {"id": f"{self.name}-{self.calls}", "created": 1, "model": body["model"]}
         if not body.get("stream"):
             obj = "chat.completion" if kind == "chat" else "text_completion"

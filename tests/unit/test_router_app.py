@@ -121,6 +121,34 @@ async def test_every_tier_failing_answers_502():
     assert "small" in resp.json()["error"]["message"] and "big" in resp.json()["error"]["message"]
 
 
+TOO_LONG = "This model's maximum context length is 8 tokens. However, your request has 10 input tokens."
+
+
+@FRONTS
+async def test_a_context_window_refusal_moves_on_and_any_other_4xx_goes_back_to_the_client(front):
+    short, bad, big = (FakeTier("small", status=400, error=TOO_LONG), FakeTier("small", status=400, error="no"),
+                       FakeTier("big"))
+    async with fleet(short, big, front=front) as (url, core):
+        moved = await post(url, {"model": "chat", "messages": HELLO})
+        pinned = await post(url, {"model": "small", "messages": HELLO})
+        metrics = core.metrics.exposition().decode()
+    assert moved.status_code == 200 and moved.headers["x-tokenfleet-tier"] == "big"
+    assert pinned.status_code == 400 and pinned.json()["error"]["message"] == TOO_LONG
+    assert 'from_tier="small",reason="context_length",to_tier="big"' in metrics
+    async with fleet(bad, big, front=front) as (url, _):
+        refused = await post(url, {"model": "chat", "messages": HELLO})
+    assert refused.status_code == 400 and refused.json()["error"]["message"] == "no"
+    assert big.calls == 1  # the request that moved up; the other refusal never reached it
+
+
+async def test_a_context_window_refusal_then_failures_answers_502_naming_both():
+    async with fleet(FakeTier("small", status=400, error=TOO_LONG), FakeTier("big", status=503)) as (url, _):
+        resp = await post(url, {"model": "chat", "messages": HELLO})
+    assert_openai_error(resp, 502, "all_tiers_failed")
+    assert "small: the request exceeds its context window" in resp.json()["error"]["message"]
+    assert "big" in resp.json()["error"]["message"]
+
+
 async def test_a_dead_tier_is_skipped_to_the_next():
     big = FakeTier("big")
     async with serve(big.app()) as big_url:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from tokenfleet.router.policies import (
-    Features, confidence, extract_features, heuristic, heuristic_score, is_confident, load_classifier, start_tier,
+    Features, confidence, exceeds_context_window, extract_features, heuristic, heuristic_score, is_confident, load_classifier, start_tier,
     token_logprobs,
 )
 
@@ -27,6 +28,31 @@ def test_confidence_is_the_mean_or_min_token_logprob(values, method, expected):
 ])
 def test_an_answer_is_confident_at_or_above_the_threshold(score, threshold, confident):
     assert is_confident(score, threshold) is confident
+
+
+def _error(message: str, flat: bool = False) -> bytes:
+    inner = {"message": message, "type": "BadRequestError", "param": None, "code": 400}
+    return json.dumps({**inner, "object": "error"} if flat else {"error": inner}).encode()
+
+
+@pytest.mark.parametrize("status, body, passes", [
+    # vLLM's wordings, OpenAI's error shape and the older flat one
+    (400, _error("This model's maximum context length is 8192 tokens. However, your request has 9000 input "
+                 "tokens. Please reduce the length of the input messages."), True),
+    (400, _error("'max_tokens' or 'max_completion_tokens' is too large: 900. This model's maximum context "
+                 "length is 4096 tokens and your request has 3500 input tokens (900 > 4096 - 3500)."), True),
+    (400, _error("The decoder prompt (length 9000) is longer than the maximum model length of 8192.", flat=True),
+     True),
+    # anything else stays the client's: other 400s, other statuses, bodies that are not errors
+    (400, _error("temperature must be non-negative"), False),
+    (422, _error("This model's maximum context length is 8192 tokens."), False),
+    (413, b"request entity too large", False),
+    (400, b"maximum context length, but not JSON", False),
+    (400, b'["maximum context length"]', False),
+    (400, b'{"error": "maximum context length"}', False),
+])
+def test_only_a_context_window_refusal_passes_to_the_next_tier(status, body, passes):
+    assert exceeds_context_window(status, body) is passes
 
 
 @pytest.mark.parametrize("choice, expected", [

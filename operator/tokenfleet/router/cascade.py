@@ -2,7 +2,9 @@
 
 Unary requests are judged on the whole answer. Streams are judged on their first
 ``judgeTokens`` tokens, buffered; once released to the client a stream is never escalated,
-and a failure after release ends it with an in-stream error event and ``[DONE]``.
+and a failure after release ends it with an in-stream error event and ``[DONE]``. A tier whose
+context window the request does not fit (its 400 says so) passes it to the next tier; the last
+tier's refusal is the client's to see.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 from tokenfleet.router import errors, sse
 from tokenfleet.router.economics import clamp_max_tokens
 from tokenfleet.router.httpclient import UpstreamIOError
-from tokenfleet.router.policies import confidence, is_confident, token_logprobs
+from tokenfleet.router.policies import confidence, exceeds_context_window, is_confident, token_logprobs
 from tokenfleet.router.upstream import ColdStartTimeout, Saturated, Tier, TierFailed, call_with_gate, release
 
 if TYPE_CHECKING:
@@ -92,6 +94,17 @@ class Attempts:
         self.failures: list[str] = []
         self.saturated = 0
         self.cost = 0.0
+        self.too_long: list[str] = []  # tiers whose context window the request exceeds
+
+    def passes_on(self, pos: int, tier: Tier, status: int, body: bytes) -> bool:
+        """The tier refused the request (4xx). True when the next tier should have it: the request does
+        not fit this tier's context window and a later tier may have a longer one. Otherwise the
+        refusal is the client's to see."""
+        if pos + 1 >= len(self.call.order) or not exceeds_context_window(status, body):
+            return False
+        self.too_long.append(tier.name)
+        self.move_on(pos, "context_length")
+        return True
 
     def judging(self, pos: int) -> bool:
         last = pos + 1 >= len(self.call.order)
@@ -112,7 +125,8 @@ class Attempts:
     def give_up(self) -> errors.RouterError:
         if self.saturated:
             return errors.saturated()
-        return errors.all_failed("; ".join(self.failures) or "no tier to try")
+        too_long = [f"{name}: the request exceeds its context window" for name in self.too_long]
+        return errors.all_failed("; ".join(too_long + self.failures) or "no tier to try")
 
     def confident(self, values: list[float]) -> bool:
         spec = self.core.config.routing.cascade
@@ -155,7 +169,9 @@ async def run_unary(core: "RouterCore", call: Call) -> Reply:
         if result is None:
             continue
         status, body = result
-        if status != 200:  # the tier refused the request itself (4xx): the client's to see
+        if status != 200:  # the tier refused the request itself (4xx)
+            if att.passes_on(pos, tier, status, body):
+                continue
             return Reply(status, body, tier.name, cost=att.cost)
         answer = _answer(body)
         if answer is None:
@@ -223,11 +239,13 @@ async def run_stream(core: "RouterCore", call: Call) -> AsyncIterator[Head | byt
         if resp is None:
             continue
         try:
-            if resp.status != 200:  # the tier refused the request itself (4xx): the client's to see
+            if resp.status != 200:  # the tier refused the request itself (4xx)
                 try:
                     body = await resp.read()
                 except (TimeoutError, UpstreamIOError) as err:
                     att.failed(pos, f"{tier.name}: {err}")
+                    continue
+                if att.passes_on(pos, tier, resp.status, body):
                     continue
                 yield Head(resp.status, tier.name, json=True)
                 yield body

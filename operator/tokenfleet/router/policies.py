@@ -1,4 +1,4 @@
-"""Pure routing policy: answer confidence from logprobs, and complexity routing to a starting tier.
+"""Pure routing policy: answer confidence from logprobs, context-window refusals, and complexity routing.
 
 Nothing here does I/O; every function is table-tested. A complexity classifier is any function
 ``(body: dict) -> float in [0, 1]``; register more in ``CLASSIFIERS`` or name one as
@@ -8,6 +8,7 @@ Nothing here does I/O; every function is table-tested. A complexity classifier i
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -45,6 +46,31 @@ def confidence(values: list[float], method: str = "mean-logprob") -> float | Non
 def is_confident(score: float | None, threshold: float) -> bool:
     """An answer with nothing to judge is accepted; otherwise its score must reach the threshold."""
     return score is None or score >= threshold
+
+
+# --------------------------------------------------------------------------- refusals
+
+# vLLM's wordings when a request does not fit the model's context window (all answered 400):
+#   "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens ..."
+#   "'max_tokens' or 'max_completion_tokens' is too large: 900. This model's maximum context length is ..."
+#   "The decoder prompt (length 9000) is longer than the maximum model length of 8192. ..."
+_CONTEXT_WINDOW = re.compile(r"maximum (context|model) length", re.IGNORECASE)
+
+
+def exceeds_context_window(status: int, body: bytes) -> bool:
+    """A tier's answer says the request does not fit its context window: a tier with a longer one may
+    take it. Only a 400 counts; any other refusal (and a 400 for anything else) is the client's to see."""
+    if status != 400:
+        return False
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    error = parsed.get("error")  # OpenAI's shape; older vLLM releases answer it flat
+    message = error.get("message") if isinstance(error, dict) else parsed.get("message")
+    return isinstance(message, str) and _CONTEXT_WINDOW.search(message) is not None
 
 
 # --------------------------------------------------------------------------- complexity

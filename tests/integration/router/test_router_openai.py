@@ -143,6 +143,27 @@ def test_an_engine_failing_with_5xx_is_skipped(logs, engines):
         assert raw.headers["x-tokenfleet-tier"] == "big" and calls(flaky) == 1
 
 
+def test_a_prompt_too_long_for_the_cheap_tier_moves_up_the_cascade(logs, engines):
+    """The cheap tier's context window is 256 tokens: its 400 passes the request on; pinned to it, the client
+    gets that 400 (vLLM's message) from the official client."""
+    long_prompt = ask("Summarise this. " + "The fleet keeps its replicas busy and its tokens cheap. " * 60)
+    with emulator(logs, "--model", "short", "--parameters-b", "1", "--max-model-len", "256", "--time-scale", "50") \
+            as short, router(logs, "--tier", f"short={short}", "--tier", f"big={engines['big']}") as base:
+        client = sync_client(base, "x")
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=long_prompt, max_tokens=8)
+        assert raw.headers["x-tokenfleet-tier"] == "big" and raw.parse().choices[0].message.content
+        stream = client.chat.completions.create(model="auto", messages=long_prompt, max_tokens=8, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        with pytest.raises(openai.BadRequestError, match="maximum context length is 256 tokens"):
+            client.chat.completions.create(model="short", messages=long_prompt, max_tokens=8)
+        short_ok = client.chat.completions.with_raw_response.create(model="auto", messages=ask("hi [difficulty=0.1]"),
+                                                                    max_tokens=8)
+        assert short_ok.headers["x-tokenfleet-tier"] == "short"  # a prompt that fits stays on the cheap tier
+        escalated = [v for k, v in metric_values(base).items()
+                     if k.startswith("tokenfleet_router_escalations_total") and 'reason="context_length"' in k]
+        assert escalated == [2.0] and calls(short) == 4
+
+
 def _running(engine: str) -> float:
     return sum(v for k, v in metric_values(engine).items() if k.startswith("vllm:num_requests_running"))
 
