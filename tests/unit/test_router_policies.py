@@ -8,8 +8,8 @@ import math
 import pytest
 
 from tokenfleet.router.policies import (
-    Features, confidence, exceeds_context_window, extract_features, heuristic, heuristic_score, is_confident, load_classifier, start_tier,
-    token_logprobs,
+    Features, confidence, exceeds_context_window, extract_features, heuristic, heuristic_score, is_confident,
+    load_classifier, start_tier, token_logprobs,
 )
 
 
