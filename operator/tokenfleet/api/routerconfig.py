@@ -52,6 +52,12 @@ class CacheClientConfig(ApiModel):
     )
     local_entries: int = Field(default=10_000, ge=0, description="In-process exact LRU size; 0 disables it.")
     local_ttl_seconds: float = Field(default=300, gt=0, description="In-process entry lifetime.")
+    invalidation_poll_seconds: float = Field(
+        default=2, ge=0,
+        description="How often the router asks the cache service what it invalidated, to drop those answers "
+        "from its in-process LRU too; 0: never (an invalidated answer is then served from there for up to "
+        "localTtlSeconds).",
+    )
     cache_nondeterministic: bool = Field(
         default=False, description="Also cache requests with temperature > 0 (off: only deterministic ones)."
     )

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenfleet.cache.invalidations import Follower
 from tokenfleet.cache.service import DEFAULT_KEYS, CacheService
 from tokenfleet.cache.settings import CacheSettings, policy_summary
 
@@ -110,6 +111,14 @@ async def invalidate(request: Request) -> Response:
     return JSONResponse({"removed": await service.invalidate(tenant, model)})
 
 
+async def invalidations(request: Request) -> Response:
+    """What a router has not seen of this replica's invalidations (``after=<instance>:<seq>``, repeated)."""
+    service: CacheService = request.app.state.service
+    log = service.invalidations
+    after = Follower.parse_after(request.query_params.getlist("after")).get(log.instance)
+    return JSONResponse(log.since(after))
+
+
 async def stats(request: Request) -> Response:
     service: CacheService = request.app.state.service
     return JSONResponse({**service.stats(), "policy": policy_summary(service.settings)})
@@ -154,6 +163,7 @@ ROUTES = [
     Route("/v1/lookup", lookup, methods=["POST"]),
     Route("/v1/store", store, methods=["POST"]),
     Route("/v1/invalidate", invalidate, methods=["POST"]),
+    Route("/v1/invalidations", invalidations, methods=["GET"]),
     Route("/v1/stats", stats, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),

@@ -17,6 +17,7 @@ from tokenfleet import cachekey
 from tokenfleet.cache.batching import Busy, MicroBatcher
 from tokenfleet.cache.core import CacheCore, Entry
 from tokenfleet.cache.embed import DIM
+from tokenfleet.cache.invalidations import InvalidationLog
 from tokenfleet.cache.metrics import CacheMetrics
 from tokenfleet.cache.settings import CacheSettings
 from tokenfleet.cache.store import MemoryStore, Record, RedisStore
@@ -74,6 +75,7 @@ class CacheService:
         self._indexing = False
         self._wake = asyncio.Event()  # set when vectors were added: the indexer looks at once
         self._loader: asyncio.Task | None = None
+        self.invalidations = InvalidationLog()  # what routers follow to drop their in-process copies
 
     # ------------------------------------------------------------------ life cycle
 
@@ -257,6 +259,7 @@ class CacheService:
         removed = 0
         for removed in self.core.invalidate_steps(tenant, model):
             await asyncio.sleep(0)
+        self.invalidations.add(tenant, model)  # once applied: a router that drops its copies then finds none here
         return removed
 
     async def rebuilt(self, resync: bool) -> None:

@@ -26,6 +26,7 @@ class CacheClient:
         base = url.rstrip("/")
         self.lookup_url = URL(base + "/v1/lookup", encoded=True)
         self.store_url = URL(base + "/v1/store", encoded=True)
+        self.invalidations_url = URL(base + "/v1/invalidations", encoded=True)
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
         self.metrics = metrics
@@ -86,6 +87,16 @@ class CacheClient:
             self.metrics.stored("error")
         else:
             self.metrics.stored("ok")
+
+    async def invalidations(self, query: list[tuple[str, str]]) -> dict:
+        """``GET /v1/invalidations``: what a replica invalidated past the follower's cursors; raises on trouble."""
+        async with self.session.get(self.invalidations_url, params=query, timeout=self.timeout) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"status {resp.status}")
+            data = orjson.loads(await resp.read())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
 
     async def close(self) -> None:
         """Cancel the stores still in flight and wait for them to end (before the session closes)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -10,6 +11,7 @@ from typing import AsyncIterator
 import orjson
 
 from tokenfleet import cachekey
+from tokenfleet.cache.invalidations import Follower
 from tokenfleet.router import errors, sse
 from tokenfleet.router.cacheclient import CacheClient
 from tokenfleet.router.cascade import Call, Cost, Head, Reply, run_stream, run_unary
@@ -45,18 +47,38 @@ class RouterCore:
         self.budget = Budget(cfg.budget.monthly_usd, cfg.budget.on_exceeded)
         self.classifier = load_classifier(settings.classifier or cfg.routing.complexity.classifier)
         self.caching = self.local.enabled or cfg.cache.url is not None
+        self._follower: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.upstream.start()
         self.upstream.tiers = self.tiers
-        if self.config.cache.url:
-            self.cache = CacheClient(self.upstream.session, self.config.cache.url, self.config.cache.timeout_ms,
-                                     self.metrics)
+        cache = self.config.cache
+        if cache.url:
+            self.cache = CacheClient(self.upstream.session, cache.url, cache.timeout_ms, self.metrics)
+            if self.local.enabled and cache.invalidation_poll_seconds > 0:
+                self._follower = asyncio.ensure_future(self.follow_invalidations(cache.invalidation_poll_seconds))
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
         if self.cache is not None:
             await self.cache.close()
         await self.upstream.close()
+
+    async def follow_invalidations(self, every: float) -> None:
+        """Every ``every`` seconds, drop from the local LRU what the cache service invalidated
+        (``cache.invalidations``): without it an invalidated answer lives out localTtlSeconds here."""
+        follower = Follower()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                scopes = follower.follow(await self.cache.invalidations(follower.query()))
+            except Exception as err:  # noqa: BLE001 - keep following; counted
+                self.metrics.invalidation_poll("error")
+                log.debug("invalidation poll failed: %r", err)
+                continue
+            self.metrics.invalidation_poll("ok", self.local.drop(scopes) if scopes is None or scopes else 0)
 
     # ------------------------------------------------------------------ request preparation
 
@@ -160,7 +182,7 @@ class RouterCore:
             return None
         hit = await self.cache.lookup(call.tenant, call.scope, call.body)
         if hit is not None:
-            self.local.put(call.key, hit[1], orjson.dumps(hit[1]))
+            self.local.put(call.key, hit[1], orjson.dumps(hit[1]), call.tenant, call.scope)
             self._hit(hit[0], hit[1], count=False)
         return hit
 
@@ -174,7 +196,8 @@ class RouterCore:
         """Cache a finished answer, unless it is an error or was cut short (finish_reason length)."""
         if not call.cacheable or not storable(response):
             return
-        self.local.put(call.key, response, body if body is not None else orjson.dumps(response))
+        body = body if body is not None else orjson.dumps(response)
+        self.local.put(call.key, response, body, call.tenant, call.scope)
         if self.cache is not None:
             self.cache.store(call.tenant, call.scope, call.body, response)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
+
+from tokenfleet.cache.invalidations import Scope, matches
 
 
 class Entry(NamedTuple):
@@ -13,6 +15,8 @@ class Entry(NamedTuple):
     expires: float
     response: dict
     body: bytes
+    tenant: str = ""
+    scope: str = ""  # the fleet or pinned tier: the cache service's "model"
 
 
 class LocalCache:
@@ -41,10 +45,22 @@ class LocalCache:
         self._items.move_to_end(key)
         return entry
 
-    def put(self, key: bytes, response: dict, body: bytes) -> None:
+    def put(self, key: bytes, response: dict, body: bytes, tenant: str = "", scope: str = "") -> None:
         if self.capacity <= 0:
             return
-        self._items[key] = Entry(self.clock() + self.ttl, response, body)
+        self._items[key] = Entry(self.clock() + self.ttl, response, body, tenant, scope)
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
+
+    def drop(self, scopes: Iterable[Scope] | None) -> int:
+        """Remove the entries an invalidation covers (``None``: all of them); how many went."""
+        if scopes is None:
+            removed = len(self._items)
+            self._items.clear()
+            return removed
+        scopes = list(scopes)
+        gone = [k for k, e in self._items.items() if any(matches(s, e.tenant, e.scope) for s in scopes)]
+        for key in gone:
+            del self._items[key]
+        return len(gone)

@@ -23,6 +23,8 @@ COUNTERS = {
     "cost_usd": ("Cost at the tier's price per token (USD).", ("tier", "tenant")),
     "cache_lookups": ("Cache lookups by result.", ("result",)),
     "cache_stores": ("Stores sent to the cache service, by result.", ("result",)),
+    "cache_invalidation_polls": ("Polls of the cache service's invalidations, by result.", ("result",)),
+    "local_cache_invalidated": ("In-process cache entries dropped because the cache service invalidated them.", ()),
     "cache_tokens_saved": ("Output tokens a cache hit avoided generating.", ("kind",)),
     "escalations": ("Requests moved to another tier.", ("from_tier", "to_tier", "reason")),
     "coalesced_requests": ("Requests that shared another's upstream call.", ()),
@@ -102,6 +104,10 @@ class RouterMetrics:
 
     def stored(self, result: str) -> None:
         self.counters["cache_stores"][(result,)] += 1
+
+    def invalidation_poll(self, result: str, dropped: int = 0) -> None:
+        self.counters["cache_invalidation_polls"][(result,)] += 1
+        self.counters["local_cache_invalidated"][()] += dropped
 
     def saved(self, kind: str, tokens: int) -> None:
         self.counters["cache_tokens_saved"][(kind,)] += tokens

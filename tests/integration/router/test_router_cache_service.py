@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import openai
 
@@ -82,3 +84,28 @@ def test_a_rephrased_question_is_answered_from_the_semantic_layer_of_its_own_ten
     assert rephrased.parse().choices[0].message.content == answer
     assert streamed.headers["x-tokenfleet-cache"] == "semantic" and streamed_text == answer
     assert other_tenant.headers["x-tokenfleet-cache"] == "miss"
+
+
+def test_an_invalidation_reaches_the_routers_in_process_cache(logs, engines):
+    """The router's LRU answers repeats without asking the cache service; POST /v1/invalidate must still
+    stop it serving the invalidated answer (it polls the service's invalidations every 2 s)."""
+    question = "Which planet has the most moons? [difficulty=0.1]"
+    with cache_service(logs) as (cache_url, _), \
+            router(logs, "--tier", f"small={engines['small']}", "--cache-url", cache_url) as base:
+        client = _client(base)
+        assert _ask(client, question).headers["x-tokenfleet-cache"] == "miss"
+        _until_stored(cache_url)
+        assert _ask(client, question).headers["x-tokenfleet-cache"] == "local"
+        request = urllib.request.Request(cache_url + "/v1/invalidate", data=json.dumps({"model": "small"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert json.loads(resp.read())["removed"] == 1
+        dropped = 'tokenfleet_router_local_cache_invalidated_total{fleet="tokenfleet"}'
+        deadline = time.monotonic() + 10
+        while metric_values(base).get(dropped, 0) < 1:
+            assert time.monotonic() < deadline, "the router never dropped the invalidated answer"
+            time.sleep(0.1)
+        before = calls(engines["small"])
+        assert _ask(client, question).headers["x-tokenfleet-cache"] == "miss"
+        assert calls(engines["small"]) == before + 1
+        assert metric_values(base)['tokenfleet_router_cache_invalidation_polls_total{fleet="tokenfleet",result="ok"}'] >= 1
