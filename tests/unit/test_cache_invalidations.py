@@ -55,7 +55,9 @@ def test_a_follower_forgets_the_oldest_replicas_and_rejects_a_malformed_answer()
     for name in ("a", "b", "c"):
         follower.follow(_log(instance=name).since(None))
     assert list(follower.cursors) == ["b", "c"]
-    for bad in ({}, {"instance": "a", "seq": "1", "events": []}, {"instance": "a", "seq": 1, "events": [{"tenant": 3}]}):
+    malformed = ({}, {"instance": "a", "seq": "1", "events": []},
+                 {"instance": "a", "seq": 1, "events": [{"tenant": 3}]})
+    for bad in malformed:
         with pytest.raises(ValueError):
             follower.follow(bad)
 

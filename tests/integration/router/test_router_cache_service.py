@@ -108,4 +108,5 @@ def test_an_invalidation_reaches_the_routers_in_process_cache(logs, engines):
         before = calls(engines["small"])
         assert _ask(client, question).headers["x-tokenfleet-cache"] == "miss"
         assert calls(engines["small"]) == before + 1
-        assert metric_values(base)['tokenfleet_router_cache_invalidation_polls_total{fleet="tokenfleet",result="ok"}'] >= 1
+        polls = 'tokenfleet_router_cache_invalidation_polls_total{fleet="tokenfleet",result="ok"}'
+        assert metric_values(base)[polls] >= 1
