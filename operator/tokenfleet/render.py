@@ -97,6 +97,7 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["json"] = lambda v: json.dumps(v, sort_keys=False)
+    env.filters["pod_labels"] = pod_labels
     return env
 
 
@@ -115,6 +116,13 @@ def labels(kind: str, meta: Meta, app: str, component: str) -> dict[str, str]:
         "app.kubernetes.io/version": __version__,
         f"tokenfleet.io/{kind.lower()}": meta.name,
     }
+
+
+def pod_labels(all_labels: dict[str, str]) -> dict[str, str]:
+    """A pod template's labels: all but the version, so that upgrading the operator does not restart pods
+    whose spec is otherwise the same (an engine restart means a cold start on a GPU). Pods whose image
+    is the operator's own (router, cache) still roll on an upgrade: their image changes."""
+    return {k: v for k, v in all_labels.items() if k != "app.kubernetes.io/version"}
 
 
 def selector(meta: Meta, app: str, component: str) -> dict[str, str]:

@@ -156,3 +156,16 @@ def test_gpus_cannot_be_set_through_engine_resources():
 
     with pytest.raises(ValidationError, match="spec.gpu.count"):
         spec_with(engine={"resources": {"limits": {"nvidia.com/gpu": "4"}}})
+
+
+def test_an_operator_upgrade_leaves_the_engine_pod_template_alone(monkeypatch):
+    """Only the Deployment carries the operator's version: a pod template that changed with every
+    operator release would restart (and cold-start) every engine on every upgrade."""
+    import tokenfleet.render as render
+
+    before, _ = build_modeltier(Meta("tier-a", "ml", uid="u-1"), spec_with())
+    monkeypatch.setattr(render, "__version__", "99.0.0")
+    after, _ = build_modeltier(Meta("tier-a", "ml", uid="u-1"), spec_with())
+    assert after["metadata"]["labels"]["app.kubernetes.io/version"] == "99.0.0"
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert "app.kubernetes.io/version" not in after["spec"]["template"]["metadata"]["labels"]
