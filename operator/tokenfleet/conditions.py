@@ -110,14 +110,22 @@ def workload_conditions(workload: Workload | None, problem: Problem | None = Non
     return [ready, progressing, degraded]
 
 
-def fleet_conditions(router: Workload | None, problem: Problem | None, unready_tiers: list[str]) -> list[Condition]:
-    """Conditions of a fleet: its router's, plus Degraded while some of its tiers are not Ready."""
+def fleet_conditions(router: Workload | None, problem: Problem | None, failing_tiers: list[str],
+                     starting_tiers: list[str] | None = None) -> list[Condition]:
+    """Conditions of a fleet: its router's, plus Degraded while some of its tiers are not Ready and
+    Degraded themselves, and Progressing while some are still starting (not Ready, not Degraded)."""
     conditions = workload_conditions(router, problem)
-    if problem is None and unready_tiers:
-        message = f"tiers not ready: {', '.join(unready_tiers)} (the router escalates past them)"
-        conditions = [c for c in conditions if c.type != DEGRADED]
-        conditions.append(Condition(DEGRADED, "True", "TiersNotReady", message))
-    return conditions
+    if problem is not None:
+        return conditions
+    replaced: dict[str, Condition] = {}
+    if failing_tiers:
+        message = f"tiers not ready: {', '.join(failing_tiers)} (the router escalates past them)"
+        replaced[DEGRADED] = Condition(DEGRADED, "True", "TiersNotReady", message)
+    router_rolling = any(c.type == PROGRESSING and c.status == "True" for c in conditions)
+    if starting_tiers and not router_rolling:
+        message = f"tiers starting: {', '.join(starting_tiers)} (the router escalates past them meanwhile)"
+        replaced[PROGRESSING] = Condition(PROGRESSING, "True", "TiersStarting", message)
+    return [replaced.get(c.type, c) for c in conditions]
 
 
 def merge_conditions(existing: list[dict] | None, desired: list[Condition], generation: int | None,

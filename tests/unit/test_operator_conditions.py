@@ -85,6 +85,24 @@ def test_a_fleet_is_degraded_while_a_tier_is_not_ready_but_still_ready_itself():
     assert summary(missing)["Degraded"] == ("True", TIER_NOT_FOUND)
 
 
+SETTLED = Workload(desired=1, replicas=1, ready=1, updated=1)
+ROLLING = Workload(desired=2, replicas=2, ready=1, updated=1)
+
+
+@pytest.mark.parametrize("router, failing, starting, progressing, degraded", [
+    (SETTLED, [], [], ("False", "RolloutComplete"), ("False", "AsExpected")),
+    # a new tier loading its weights is progress, not a fault: no Degraded (and no alert) meanwhile
+    (SETTLED, [], ["big"], ("True", "TiersStarting"), ("False", "AsExpected")),
+    (SETTLED, ["huge"], ["big"], ("True", "TiersStarting"), ("True", "TiersNotReady")),
+    (SETTLED, ["huge"], [], ("False", "RolloutComplete"), ("True", "TiersNotReady")),
+    (ROLLING, [], ["big"], ("True", "RollingOut"), ("False", "AsExpected")),  # the router's own rollout first
+])
+def test_a_starting_tier_makes_the_fleet_progressing_and_a_failing_one_degraded(router, failing, starting,
+                                                                                progressing, degraded):
+    got = summary(fleet_conditions(router, None, failing, starting))
+    assert got["Progressing"] == progressing and got["Degraded"] == degraded and got["Ready"][0] == "True"
+
+
 NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
 
 

@@ -117,9 +117,12 @@ def test_tier_summary_counts_ready_tiers_and_names_unready_ones():
     ready["status"] = {"readyReplicas": 1, "conditions": [{"type": "Ready", "status": "True"}]}
     idle = tier("b")
     idle["status"] = {"readyReplicas": 0, "conditions": [{"type": "Ready", "status": "True"}]}
-    broken = tier("c")
-    broken["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
-    assert fleet.tier_summary({"a": ready, "b": idle, "c": broken, "d": tier("d")}) == (1, ["c", "d"])
+    starting = tier("c")
+    starting["status"] = {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Degraded", "status": "False"}]}
+    broken = tier("e")
+    broken["status"] = {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Degraded", "status": "True"}]}
+    tiers = {"a": ready, "b": idle, "c": starting, "d": tier("d"), "e": broken}
+    assert fleet.tier_summary(tiers) == (1, ["c", "d"], ["e"])  # d: not reconciled yet, so starting
 
 
 DEPENDENCY_CASES = [

@@ -17,6 +17,7 @@ from tokenfleet import API_VERSION, GROUP, VERSION
 from tokenfleet.api.v1alpha1 import KINDS, InferenceFleetSpec, ModelTierSpec
 from tokenfleet.conditions import (
     CACHE_POLICY_NOT_FOUND,
+    DEGRADED,
     INVALID_SPEC,
     READY,
     TIER_INVALID,
@@ -98,12 +99,19 @@ def plan(meta: Meta, spec: InferenceFleetSpec, deps: Dependencies,
         return Problem(INVALID_SPEC, str(err)), []
 
 
-def tier_summary(tiers: dict[str, dict]) -> tuple[int, list[str]]:
-    """Tiers with ready replicas, and the names of tiers whose Ready condition is not True."""
+def tier_summary(tiers: dict[str, dict]) -> tuple[int, list[str], list[str]]:
+    """Tiers with ready replicas, and the names of the tiers whose Ready condition is not True: those
+    still starting (not Degraded: a new tier loading its weights), and those that need a human
+    (Degraded: a problem with the spec, a rollout past its deadline)."""
     ready = sum(1 for obj in tiers.values() if int((obj.get("status") or {}).get("readyReplicas") or 0) >= 1)
-    unready = [name for name, obj in tiers.items()
-               if (get_condition((obj.get("status") or {}).get("conditions"), READY) or {}).get("status") != "True"]
-    return ready, unready
+    starting, failing = [], []
+    for name, obj in tiers.items():
+        conditions = (obj.get("status") or {}).get("conditions")
+        if (get_condition(conditions, READY) or {}).get("status") == "True":
+            continue
+        degraded = (get_condition(conditions, DEGRADED) or {}).get("status") == "True"
+        (failing if degraded else starting).append(name)
+    return ready, starting, failing
 
 
 def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
@@ -121,13 +129,13 @@ def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
             problem, children = plan(Meta.from_object(obj), spec, deps, memo.settings)
         router, failed = apply_children(memo.kube, KIND, obj, children)
         problem = problem or failed
-        ready_tiers, unready = tier_summary(deps.tiers)
+        ready_tiers, starting, failing = tier_summary(deps.tiers)
         fields = {
             "endpoint": service_url(KIND, name, namespace, ROUTER_PORT) + "/v1" if router else None,
             "readyTiers": ready_tiers,
         }
         workload = Workload.from_deployment(router) if router else None
-        write_status(memo, obj, fields, fleet_conditions(workload, problem, unready), problem)
+        write_status(memo, obj, fields, fleet_conditions(workload, problem, failing, starting), problem)
         return problem
 
 
