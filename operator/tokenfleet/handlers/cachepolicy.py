@@ -8,7 +8,7 @@ from tokenfleet import GROUP, VERSION
 from tokenfleet.api.v1alpha1 import KINDS
 from tokenfleet.conditions import INVALID_SPEC, Problem, Workload, workload_conditions
 from tokenfleet.config import OperatorConfig
-from tokenfleet.handlers.common import apply_children, held, settle, write_status
+from tokenfleet.handlers.common import apply_children, held, register_forget_conditions, settle, write_status
 from tokenfleet.render import CACHE_PORT, Meta, RenderError, Settings, build_cachepolicy, service_url, validate_spec
 
 KIND = "CachePolicy"
@@ -44,6 +44,7 @@ def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Handlers: the policy's own changes (its events also re-reconcile its fleets: see handlers.fleet)."""
+    register_forget_conditions(registry, KIND)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="cachepolicy")
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="cachepolicy")

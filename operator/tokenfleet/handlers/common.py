@@ -9,15 +9,17 @@ from collections.abc import Callable, Iterator
 
 import kopf
 from kubernetes.client.exceptions import ApiException
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from urllib3.exceptions import HTTPError
 
-from tokenfleet import API_VERSION
+from tokenfleet import API_VERSION, GROUP, VERSION
 from tokenfleet.api.common import now_rfc3339
+from tokenfleet.api.v1alpha1 import KINDS as KIND_INFO
 from tokenfleet.conditions import (
     APPLY_FAILED,
     INSUFFICIENT_GPU_MEMORY,
     INVALID_SPEC,
+    OURS,
     Condition,
     Problem,
     merge_conditions,
@@ -63,6 +65,11 @@ def build_memo(config: OperatorConfig, kube: Kube, registry: CollectorRegistry |
     )
     for kind in KINDS:
         errors.labels(kind)
+    conditions = Gauge(
+        "tokenfleet_operator_condition", "1 while a resource's condition is True, else 0 (Ready, Progressing, "
+        "Degraded; what the TokenfleetResourceDegraded alert watches).", ["kind", "namespace", "name", "type"],
+        registry=registry,
+    )
     memo = kopf.Memo()
     memo.config = config
     memo.settings = config.render_settings
@@ -70,6 +77,7 @@ def build_memo(config: OperatorConfig, kube: Kube, registry: CollectorRegistry |
     memo.locks = KeyedLocks()
     memo.metrics = registry
     memo.reconcile_errors = errors
+    memo.conditions = conditions
     return memo
 
 
@@ -124,7 +132,25 @@ def write_status(memo: kopf.Memo, obj: dict, fields: dict, conditions: list[Cond
         memo.kube.patch_status(obj.get("apiVersion", API_VERSION), obj["kind"], md["namespace"], md["name"], patch)
     if new_problem(status.get("conditions"), problem):
         memo.kube.create_event(obj, type="Warning", reason=problem.reason, message=problem.message)
+    for cond in conditions:
+        memo.conditions.labels(obj["kind"], md["namespace"], md["name"], cond.type).set(cond.status == "True")
     return bool(patch)
+
+
+def forget_conditions(memo: kopf.Memo, kind: str, namespace: str, name: str) -> None:
+    """Drop a deleted resource's condition series (a Degraded one would otherwise alert forever)."""
+    for type_ in OURS:
+        with contextlib.suppress(KeyError):
+            memo.conditions.remove(kind, namespace, name, type_)
+
+
+def register_forget_conditions(registry: kopf.OperatorRegistry, kind: str) -> None:
+    """On each deletion of a ``kind`` object, ``forget_conditions`` (no finalizer needed: an event handler)."""
+
+    @kopf.on.event(GROUP, VERSION, KIND_INFO[kind].plural, registry=registry, id=f"{kind.lower()}_conditions_forget")
+    def forget(type: str, namespace: str, name: str, memo: kopf.Memo, **_) -> None:
+        if type == "DELETED":
+            forget_conditions(memo, kind, namespace, name)
 
 
 def apply_problem(kind: str, name: str, err: ApiException) -> Problem:

@@ -28,7 +28,9 @@ from tokenfleet.conditions import (
     get_condition,
 )
 from tokenfleet.config import OperatorConfig
-from tokenfleet.handlers.common import apply_children, gone, held, refresh, settle, write_status
+from tokenfleet.handlers.common import (
+    apply_children, gone, held, refresh, register_forget_conditions, settle, write_status,
+)
 from tokenfleet.render import ROUTER_PORT, Meta, RenderError, Settings, build_fleet, service_url, validate_spec
 
 KIND = "InferenceFleet"
@@ -141,6 +143,7 @@ def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Handlers: the fleet's own changes, the index of what each fleet names, and those objects' events."""
+    register_forget_conditions(registry, KIND)
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="fleet_dependencies")
     def fleet_dependencies(namespace: str, name: str, body: kopf.Body, **_) -> dict:

@@ -14,7 +14,7 @@ from tokenfleet.api.v1alpha1 import KINDS, ModelTierSpec
 from tokenfleet.conditions import INSUFFICIENT_GPU_MEMORY, INVALID_SPEC, Problem, Workload, workload_conditions
 from tokenfleet.config import OperatorConfig
 from tokenfleet.gpus import MemoryFit
-from tokenfleet.handlers.common import apply_children, held, settle, write_status
+from tokenfleet.handlers.common import apply_children, held, register_forget_conditions, settle, write_status
 from tokenfleet.render import Meta, RenderError, Settings, build_modeltier, gpu_memory_fit, validate_spec
 
 KIND = "ModelTier"
@@ -62,6 +62,7 @@ def reconcile(memo: kopf.Memo, namespace: str, name: str) -> Problem | None:
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Handlers: the tier's own changes (its events also re-reconcile its fleets: see handlers.fleet)."""
+    register_forget_conditions(registry, KIND)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="modeltier")
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="modeltier")

@@ -143,7 +143,7 @@ def test_alert_rules_pass_promtool_check(tmp_path):
 
 def test_alerts_cover_budget_tiers_and_cache():
     alerts = {r["alert"] for g in alert_groups() for r in g["rules"]}
-    assert {"TokenfleetBudgetBurn", "TokenfleetTierDegraded", "TokenfleetCacheDown"} <= alerts
+    assert {"TokenfleetBudgetBurn", "TokenfleetTierDegraded", "TokenfleetResourceDegraded", "TokenfleetCacheDown"} <= alerts
     for group in alert_groups():
         for rule in group["rules"]:
             assert rule["labels"]["severity"] in ("warning", "critical")
@@ -177,6 +177,20 @@ ALERT_CASES = [
         ],
         [("10m", "TokenfleetTierDegraded", []),
          ("20m", "TokenfleetTierDegraded", [{"namespace": "llm", "tier": "big"}])],
+    ),
+    (
+        [  # tier "huge" stays Degraded (e.g. pinned, too big for its GPU); "blip" only for 5 minutes; "ok" never.
+            series("tokenfleet_operator_condition",
+                   {"kind": "ModelTier", "namespace": "llm", "name": "huge", "type": "Degraded"}, "1x40"),
+            series("tokenfleet_operator_condition",
+                   {"kind": "ModelTier", "namespace": "llm", "name": "blip", "type": "Degraded"}, "1x5 0x35"),
+            series("tokenfleet_operator_condition",
+                   {"kind": "InferenceFleet", "namespace": "llm", "name": "ok", "type": "Degraded"}, "0x40"),
+            series("tokenfleet_operator_condition",
+                   {"kind": "InferenceFleet", "namespace": "llm", "name": "ok", "type": "Ready"}, "1x40"),
+        ],
+        [("5m", "TokenfleetResourceDegraded", []),
+         ("20m", "TokenfleetResourceDegraded", [{"namespace": "llm", "kind": "ModelTier", "name": "huge"}])],
     ),
     (
         [  # fleet "a": 10% of requests escalate past a failing tier; fleet "b": 1%.
@@ -241,11 +255,11 @@ def test_alerts_fire_exactly_on_the_conditions_they_describe(tmp_path):
 
 def test_alert_thresholds_follow_the_values(tmp_path):
     values = tmp_path / "values.yaml"
-    values.write_text("prometheusRule: {monthlyBudgetUSD: 1234.5, tierDegradedFor: 7m}\n")
+    values.write_text("prometheusRule: {monthlyBudgetUSD: 1234.5, tierDegradedFor: 7m, resourceDegradedFor: 3m}\n")
     docs = helm_template(MONITORING, values)
     rules = {r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
     assert rules["TokenfleetBudgetBurn"]["expr"].rstrip().endswith("> 1234.5")
-    assert rules["TokenfleetTierDegraded"]["for"] == "7m"
+    assert rules["TokenfleetTierDegraded"]["for"] == "7m" and rules["TokenfleetResourceDegraded"]["for"] == "3m"
 
 
 # --------------------------------------------------------------------------- Prometheus Operator objects

@@ -229,11 +229,24 @@ def a_model_too_large_is_reported_while_others_keep_reconciling(cluster: Cluster
         wait_for(lambda: cluster.get("InferenceFleet", ns, "f")["status"].get("readyTiers") == 1, "one ready tier")
     assert_quiet(cluster, ns)  # a permanent problem is not retried
     assert operator.alive()
+    degraded_series = f'tokenfleet_operator_condition{{kind="ModelTier",name="huge",namespace="{ns}",type="Degraded"}}'
+    assert _sample(operator, degraded_series) == 1.0  # what TokenfleetResourceDegraded alerts on
 
     cluster.merge_patch("ModelTier", ns, "huge", {"spec": {"quantization": {"weights": "awq"},
                                                            "gpu": {"type": "nvidia-h100", "count": 8}}})
     wait_reconciled(cluster, "ModelTier", ns, "huge")
     assert cluster.get("Deployment", ns, "huge-engine") is not None
+    wait_for(lambda: _sample(operator, degraded_series) == 0.0, "the Degraded series back at 0")
+    cluster.kubectl("delete", "modeltier", "huge", "-n", ns, "--timeout=20s")
+    wait_for(lambda: _sample(operator, degraded_series) is None, "a deleted tier's series gone")
+
+
+def _sample(operator: OperatorProcess, series: str) -> float | None:
+    """The value of one series on the operator's /metrics, None when it is not there."""
+    for line in operator.metrics().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
 
 
 def an_invalid_spec_is_reported_and_counted(cluster: Cluster, ns: str, operator: OperatorProcess) -> None:
