@@ -143,7 +143,8 @@ def test_alert_rules_pass_promtool_check(tmp_path):
 
 def test_alerts_cover_budget_tiers_and_cache():
     alerts = {r["alert"] for g in alert_groups() for r in g["rules"]}
-    assert {"TokenfleetBudgetBurn", "TokenfleetTierDegraded", "TokenfleetResourceDegraded", "TokenfleetCacheDown"} <= alerts
+    assert {"TokenfleetBudgetBurn", "TokenfleetTierDegraded", "TokenfleetResourceDegraded",
+            "TokenfleetCacheDown"} <= alerts
     for group in alert_groups():
         for rule in group["rules"]:
             assert rule["labels"]["severity"] in ("warning", "critical")
