@@ -40,6 +40,7 @@ async def test_cost_header_and_metrics_use_the_tiers_prices():
         resp = await post(url, {"model": "chat", "messages": HELLO})
         assert resp.headers["x-tokenfleet-cost-usd"] == f"{(10 * 1.0 + 5 * 4.0) / 1e6:.8f}"
         text = core.metrics.exposition().decode()
+    assert "tokenfleet_router_budget_limit_usd{" not in text  # no budget, no limit series
     assert 'tokenfleet_router_tokens_total{direction="output",fleet="chat",tenant="default",tier="small"} 5.0' in text
     assert core.budget.spend == pytest.approx(30 / 1e6)
 
@@ -274,11 +275,13 @@ async def test_two_tenants_never_share_a_cache_entry():
 async def test_budget_reject_answers_429_once_the_month_is_spent():
     small = FakeTier("small")
     prices = {"small": {"outputCostPerMillion": 1_000_000.0}}  # $1 per token
-    async with fleet(small, tier_extra=prices, budget={"monthlyUSD": 3, "onExceeded": "reject"}) as (url, _):
+    async with fleet(small, tier_extra=prices, budget={"monthlyUSD": 3, "onExceeded": "reject"}) as (url, core):
         first = await post(url, {"model": "chat", "messages": HELLO, "temperature": 1})
         second = await post(url, {"model": "chat", "messages": HELLO, "temperature": 1})
+        metrics = core.metrics.exposition().decode()
     assert first.status_code == 200
     assert_openai_error(second, 429, "budget_exceeded")
+    assert 'tokenfleet_router_budget_limit_usd{fleet="chat"} 3.0' in metrics  # what the budget alert compares with
 
 
 async def test_budget_cheapest_tier_sends_everything_to_the_first_tier():

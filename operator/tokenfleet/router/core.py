@@ -45,6 +45,8 @@ class RouterCore:
         self.cache: CacheClient | None = None
         self.coalescer = Coalescer(cfg.coalescing.window_ms / 1000, self.metrics) if cfg.coalescing.enabled else None
         self.budget = Budget(cfg.budget.monthly_usd, cfg.budget.on_exceeded)
+        if cfg.budget.monthly_usd is not None:
+            self.metrics.budget_limit(cfg.budget.monthly_usd)
         self.classifier = load_classifier(settings.classifier or cfg.routing.complexity.classifier)
         self.caching = self.local.enabled or cfg.cache.url is not None
         self._follower: asyncio.Task | None = None

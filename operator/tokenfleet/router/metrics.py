@@ -37,6 +37,8 @@ GAUGES = {
     "tier_waiting_requests": ("Requests held for a tier starting from zero.", ("tier",)),
     "inflight_requests": ("Requests in flight upstream.", ("tier",)),
     "budget_spend_usd": ("Spend this calendar month (USD).", ()),
+    "budget_limit_usd": ("The fleet's budget.monthlyUSD; absent without one (the budget alert then uses the "
+                         "chart's).", ()),
 }
 
 
@@ -104,6 +106,9 @@ class RouterMetrics:
 
     def stored(self, result: str) -> None:
         self.counters["cache_stores"][(result,)] += 1
+
+    def budget_limit(self, usd: float) -> None:
+        self._gauge("budget_limit_usd", ()).set(usd)
 
     def invalidation_poll(self, result: str, dropped: int = 0) -> None:
         self.counters["cache_invalidation_polls"][(result,)] += 1

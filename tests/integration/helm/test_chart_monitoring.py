@@ -170,6 +170,22 @@ ALERT_CASES = [
          ("100m", "TokenfleetBudgetBurn", [{"namespace": "llm", "fleet": "hot"}])],
     ),
     (
+        [  # fleets with their own budget.monthlyUSD: "rich" spends like "hot" under 10M; "tight" like "cool" over 2,000
+            series("tokenfleet_router_budget_spend_usd", {"namespace": "llm", "fleet": "rich"}, "1000x120"),
+            series("tokenfleet_router_cost_usd_total", {"namespace": "llm", "fleet": "rich", "tier": "a"}, "0+60x120"),
+            series("tokenfleet_router_budget_limit_usd", {"namespace": "llm", "fleet": "rich", "pod": "r-1"},
+                   "10000000x120"),
+            series("tokenfleet_router_budget_spend_usd", {"namespace": "llm", "fleet": "tight"}, "1000x120"),
+            series("tokenfleet_router_cost_usd_total", {"namespace": "llm", "fleet": "tight", "tier": "a"},
+                   "0+0.06x120"),
+            series("tokenfleet_router_budget_limit_usd", {"namespace": "llm", "fleet": "tight", "pod": "t-1"},
+                   "2000x120"),
+            series("tokenfleet_router_budget_limit_usd", {"namespace": "llm", "fleet": "tight", "pod": "t-2"},
+                   "2000x120"),
+        ],
+        [("100m", "TokenfleetBudgetBurn", [{"namespace": "llm", "fleet": "tight"}])],
+    ),
+    (
         [  # "big" runs 1 of the 3 replicas it needs; "small" runs what it needs.
             series("tokenfleet_operator_desired_replicas", {"namespace": "llm", "tier": "big"}, "3x40"),
             series("tokenfleet_operator_replicas", {"namespace": "llm", "tier": "big"}, "1x40"),
@@ -259,7 +275,8 @@ def test_alert_thresholds_follow_the_values(tmp_path):
     values.write_text("prometheusRule: {monthlyBudgetUSD: 1234.5, tierDegradedFor: 7m, resourceDegradedFor: 3m}\n")
     docs = helm_template(MONITORING, values)
     rules = {r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
-    assert rules["TokenfleetBudgetBurn"]["expr"].rstrip().endswith("> 1234.5")
+    budget = rules["TokenfleetBudgetBurn"]["expr"]
+    assert "> 1234.5 unless on (namespace, fleet) tokenfleet_router_budget_limit_usd" in budget
     assert rules["TokenfleetTierDegraded"]["for"] == "7m" and rules["TokenfleetResourceDegraded"]["for"] == "3m"
 
 
