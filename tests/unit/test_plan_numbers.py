@@ -49,7 +49,12 @@ def solo_fleet():
 
 def test_a_trace_stands_for_its_span_plus_one_gap():
     assert trace_period(THREE) == 90.0
-    assert trace_period([Request(5.0, 1, 1)]) == 1.0
+
+
+@pytest.mark.parametrize("trace", [[Request(5.0, 1, 1)], [Request(5.0, 1, 1), Request(5.0, 2, 2)]])
+def test_a_trace_without_a_rate_is_refused_instead_of_counted_as_one_second(trace):
+    with pytest.raises(PlanError, match="two different times"):
+        build_plan(solo_fleet(), trace)
 
 
 def test_one_tier_at_one_dollar_an_hour_costs_730_dollars_a_month_in_every_stage():
@@ -194,3 +199,31 @@ def test_a_fleet_naming_a_missing_tier_is_refused():
     docs = [d for d in yaml.safe_load_all(SOLO) if d["kind"] == "InferenceFleet"]
     with pytest.raises(PlanError, match="ModelTier 'solo' is not in the files"):
         fleet_from_documents(docs)
+
+
+BIG = """
+apiVersion: tokenfleet.io/v1alpha1
+kind: ModelTier
+metadata: {name: big}
+spec:
+  model: {source: hf://meta-llama/Llama-3.1-70B-Instruct, parametersB: 70, maxModelLen: 4096}
+  quantization: {weights: awq}
+  gpu: {type: nvidia-h100, count: 1, hourlyCostUSD: 2.0}
+  scaling: {minReplicas: 1, maxReplicas: 1}
+---
+apiVersion: tokenfleet.io/v1alpha1
+kind: InferenceFleet
+metadata: {name: f}
+spec: {tiers: [big]}
+"""
+
+
+def test_quantization_saves_the_gpus_the_16_bit_weights_needed():
+    # One replica throughout (three light requests). At 16 bits 70B needs 2 x H100 at $2/h:
+    # 2 x 2 x 730 = $2,920 a month; with AWQ weights one H100: $1,460, half of it saved.
+    plan = build_plan(fleet_from_documents(list(yaml.safe_load_all(BIG))), THREE, Assumptions())
+    monthly = {s.name: s.monthly_usd for s in plan.stages}
+    assert monthly["baseline"] == pytest.approx(2920.0) and monthly["batching"] == pytest.approx(2920.0)
+    assert monthly["quantization"] == pytest.approx(1460.0) and monthly["autoscaling"] == pytest.approx(1460.0)
+    assert monthly["cascade"] == pytest.approx(1460.0 + ROUTER)
+    assert plan.cost_per_million_tokens(plan.stages[2]) == pytest.approx(1460.0 / 96.36)

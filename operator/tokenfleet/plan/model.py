@@ -128,11 +128,16 @@ class Plan:
 
 
 def trace_period(requests: list[Request]) -> float:
-    """Seconds of traffic the trace stands for: n arrivals spanning S seconds stand for S x n / (n-1)."""
+    """Seconds of traffic the trace stands for: n arrivals spanning S seconds stand for S x n / (n-1).
+
+    ValueError when the arrivals do not span any time (one request, or all at once): such a trace
+    has no rate, and any monthly figure drawn from it would be invented.
+    """
     n = len(requests)
-    span = max(r.arrival for r in requests) - min(r.arrival for r in requests)
+    span = max(r.arrival for r in requests) - min(r.arrival for r in requests) if requests else 0.0
     if n < 2 or span <= 0:
-        return 1.0
+        raise ValueError(f"the trace's {n} request(s) arrive at one instant: it needs arrivals at two different "
+                         "times at least to tell a rate")
     return span * n / (n - 1)
 
 

@@ -160,7 +160,10 @@ def build_plan(fleet: FleetInput, requests: list[Request], a: Assumptions = Assu
         DEFAULT_CACHE_HIT_RATE if fleet.cache is not None else 0.0)
     if not 0.0 <= hit < 1.0:
         raise PlanError(f"--cache-hit-rate must be in [0, 1): {hit}")
-    period = trace_period(requests)
+    try:
+        period = trace_period(requests)
+    except ValueError as err:
+        raise PlanError(str(err)) from None
     month = a.hours_per_month * 3600.0 / period
     large_name, large = fleet.tiers[-1]
     plain = unquantized(large)
