@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tokenfleet.localkube import discovery, operations, tables, watch
+from tokenfleet.localkube import discovery, operations, rbac, tables, watch
 from tokenfleet.localkube.errors import KubeError, endpoint_not_found, method_not_allowed
 from tokenfleet.localkube.resources import Resource
 from tokenfleet.localkube.selectors import make_filter
@@ -180,11 +180,49 @@ async def _item(request: web.Request, state: State, target: Target) -> web.Respo
     raise method_not_allowed("the server does not allow this method on the requested resource")
 
 
+def _identity(request: web.Request, state: State) -> rbac.Identity | None:
+    """Who the request acts as under RBAC; None: the admin (no RBAC, or no token)."""
+    if not state.rbac:
+        return None
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    token = header.removeprefix("Bearer ").strip()
+    who = state.tokens.get(token)
+    if who is None:
+        raise KubeError(401, "Unauthorized", "Unauthorized")
+    return who
+
+
+async def _authorize(request: web.Request, state: State, who: rbac.Identity, target: Target) -> None:
+    """403 unless ``who``'s roles allow the request (and the blocking owner references it sets)."""
+    res = target.res
+    verb = rbac.verb_of(request.method, target.name is not None, request.query.get("watch") in ("true", "1"))
+    access = rbac.Access(verb, res.group, res.plural, target.sub, target.namespace, target.name)
+    with state.store.lock:
+        if not rbac.allowed(state.store, state.registry, who, access):
+            raise rbac.forbidden(who, access)
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    try:
+        body = operations.parse_body(await request.read(), request.content_type)
+    except KubeError:
+        return  # the handler answers the bad body
+    if isinstance(body, dict):
+        with state.store.lock:
+            for owner in rbac.owner_accesses(state.registry, body, target.namespace):
+                if not rbac.allowed(state.store, state.registry, who, owner):
+                    raise KubeError(422, "Invalid", f'{res.qualified_kind} "{target.name or ""}" is forbidden: '
+                                    f"cannot set blockOwnerDeletion if an ownerReference refers to a resource "
+                                    f"you can't set finalizers on: {rbac.forbidden(who, owner).message}")
+
+
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     state: State = request.app[STATE]
     path = "/" + request.path.strip("/")
     if path in ("/healthz", "/readyz", "/livez"):
         return web.Response(text="ok")
+    who = _identity(request, state)  # discovery and /version: open to anyone authenticated
     if path == "/version":
         return _json(discovery.VERSION)
     parts = path.strip("/").split("/")
@@ -203,6 +241,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
     target = _parse_target(state, group, version, parts[head:], path)
     request[TARGET] = target
+    if who is not None:
+        await _authorize(request, state, who, target)
     if target.name is None:
         return await _collection(request, state, target)
     return await _item(request, state, target)

@@ -16,6 +16,7 @@ from tokenfleet.localkube import controllers
 from tokenfleet.localkube.app import build_app
 from tokenfleet.localkube.errors import KubeError
 from tokenfleet.localkube.operations import relabel
+from tokenfleet.localkube.rbac import Identity
 from tokenfleet.localkube.state import ServedRequest, State, new_state
 
 BOOT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -33,15 +34,18 @@ class LocalKube:
 
     ``with LocalKube() as kube:`` starts it on a free port (``port=0``); ``kube.url`` and
     ``kube.write_kubeconfig(path)`` point clients (kubectl, kopf, the kubernetes client) at it.
+    ``rbac=True`` authorizes requests made with a ``token_for`` token by the stored RBAC objects
+    (localkube/rbac.py); requests without a token stay the admin's.
     """
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1", deployment_controller: bool = True,
                  ready_delay: float = 0.0, bookmark_interval: float = 5.0, watch_timeout: float = 1800.0,
-                 history: int = 10000) -> None:
+                 history: int = 10000, rbac: bool = False) -> None:
         self.host, self.port = host, port
         self.deployment_controller, self.ready_delay = deployment_controller, ready_delay
         self.state: State = new_state(history=history)
         self.state.bookmark_interval, self.state.watch_timeout = bookmark_interval, watch_timeout
+        self.state.rbac = rbac
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -129,12 +133,22 @@ class LocalKube:
             "users": [{"name": "localkube", "user": {}}],
         }
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        """A kubeconfig (cluster, context and user all named ``localkube``, no auth) that points here."""
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str | None = None) -> Path:
+        """A kubeconfig (cluster, context and user all named ``localkube``) that points here: no auth (the
+        admin), or acting as the identity of ``token`` (``token_for``) when RBAC is on."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        config = self.kubeconfig(namespace)
+        if token is not None:
+            config["users"][0]["user"] = {"token": token}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+    def token_for(self, namespace: str, service_account: str) -> str:
+        """A bearer token acting as that ServiceAccount (authorized by the stored RBAC objects if ``rbac``)."""
+        token = f"localkube-{namespace}-{service_account}-{len(self.state.tokens)}"
+        self.state.tokens[token] = Identity.for_service_account(namespace, service_account)
+        return token
 
     # ------------------------------------------------------------ assertions and direct access
 

@@ -49,6 +49,8 @@ class State:
     bookmark_interval: float = 5.0
     requests: list[ServedRequest] = dataclasses.field(default_factory=list)
     lock: Any = dataclasses.field(default_factory=threading.Lock)
+    rbac: bool = False  # authorize requests with a known bearer token by the stored RBAC objects (rbac.py)
+    tokens: dict = dataclasses.field(default_factory=dict)  # bearer token -> rbac.Identity
 
     def record(self, request: ServedRequest) -> None:
         with self.lock:
