@@ -51,11 +51,13 @@ Role in each of watchNamespaces; "clusterRules" are for cluster-scoped resources
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
-{{- if not .Values.watchNamespaces }}
-# Watching every namespace: kopf follows namespaces as they come and go.
+# kopf lists and watches namespaces in every mode: to follow them as they come and go, and with
+# watchNamespaces to check the listed ones exist. Without this it retries a 403 for about half a
+# minute at each start, logging errors, before it assumes they do.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
+{{- if not .Values.watchNamespaces }}
 {{- if include "tokenfleet.peering" . }}
 # kopf peering between operator pods, cluster-wide.
 - apiGroups: [kopf.dev]

@@ -23,14 +23,24 @@ from tokenfleet.localkube import LocalKube
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
-def _operator_rbac(drop: tuple[str, str] | None = None) -> tuple[list[dict], dict]:
+WATCHED = "rbac-watched"  # the namespace of the watchNamespaces case
+
+
+def _operator_rbac(drop: tuple[str, str] | None = None, sets: tuple[str, ...] = ()) -> tuple[list[dict], dict]:
     """The chart's RBAC objects (``drop``: remove one (apiGroup, resource) rule) and its ServiceAccount."""
-    docs = [d for d in helm_template() if d["kind"] in RBAC_KINDS]
+    docs = [d for d in helm_template(sets=sets) if d["kind"] in RBAC_KINDS]
     if drop is not None:
         for doc in docs:
             doc["rules"] = [r for r in doc.get("rules") or []
                             if not (drop[0] in r["apiGroups"] and drop[1] in r["resources"])]
     return docs, one(docs, "ServiceAccount")
+
+
+def _apply(cluster: Cluster, docs: list[dict]) -> None:
+    """Apply as the admin, each namespace's objects with their namespace."""
+    namespaces = {d["metadata"].get("namespace", NAMESPACE) for d in docs}
+    for ns in sorted(namespaces):
+        cluster.apply(ns, [d for d in docs if d["metadata"].get("namespace", NAMESPACE) == ns])
 
 
 def _refused(emulator: LocalKube) -> list[str]:
@@ -48,28 +58,34 @@ def rbac_cluster(tmp_path: Path):
         api_client = config.new_client_from_config(config_file=str(kubeconfig))
         try:
             cluster = Cluster(kubeconfig=kubeconfig, kube=Kube(api_client), emulator=emulator)
-            namespace = f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
-            cluster.kubectl("apply", "-f", "-", stdin=namespace)
+            for name in (NAMESPACE, WATCHED):
+                cluster.kubectl("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
             yield cluster
         finally:
             api_client.close()
 
 
-def _operator(cluster: Cluster, tmp_path: Path, service_account: dict) -> OperatorProcess:
+def _operator(cluster: Cluster, tmp_path: Path, service_account: dict, watch: str = "") -> OperatorProcess:
     token = cluster.emulator.token_for(service_account["metadata"]["namespace"], service_account["metadata"]["name"])
     kubeconfig = cluster.emulator.write_kubeconfig(tmp_path / "operator", token=token)
     # the autoscaler too (its Prometheus is down, so it holds), deciding every second: its conflict checks run
-    env = {"TOKENFLEET_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}", "TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "1"}
+    env = {"TOKENFLEET_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}", "TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "1",
+           "TOKENFLEET_WATCH_NAMESPACES": watch}
     return OperatorProcess(kubeconfig, tmp_path / "operator.log", env=env)
 
 
-def test_the_operator_does_all_its_work_under_the_charts_rbac_without_a_refusal(rbac_cluster, tmp_path):
+@pytest.mark.parametrize("watched", [False, True], ids=["all-namespaces", "watch-namespaces"])
+def test_the_operator_does_all_its_work_under_the_charts_rbac_without_a_refusal(rbac_cluster, tmp_path, watched):
     cluster = rbac_cluster
-    docs, account = _operator_rbac()
-    cluster.apply(NAMESPACE, docs)
-    with _operator(cluster, tmp_path, account) as operator:
-        ns = cluster.new_namespace("rbac")
-        scenario.examples_make_exactly_their_children(cluster, ns)
+    docs, account = _operator_rbac(sets=(f"watchNamespaces={{{WATCHED}}}",) if watched else ())
+    assert {d["kind"] for d in docs} >= ({"Role", "RoleBinding"} if watched else {"ClusterRoleBinding"})
+    _apply(cluster, docs)
+    with _operator(cluster, tmp_path, account, WATCHED if watched else "") as operator:
+        ns = WATCHED if watched else cluster.new_namespace("rbac")
+        try:
+            scenario.examples_make_exactly_their_children(cluster, ns)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\nrefused: {_refused(cluster.emulator)}\n{operator.log_tail()}") from None
         cluster.apply(ns, [{"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                             "metadata": {"name": "hpa"},
                             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -88,7 +104,7 @@ def test_the_operator_does_all_its_work_under_the_charts_rbac_without_a_refusal(
 def test_a_rule_missing_from_the_chart_is_a_refusal_the_operator_survives(rbac_cluster, tmp_path):
     cluster = rbac_cluster
     docs, account = _operator_rbac(drop=("", "events"))
-    cluster.apply(NAMESPACE, docs)
+    _apply(cluster, docs)
     with _operator(cluster, tmp_path, account) as operator:
         ns = cluster.new_namespace("rbac")
         cluster.apply(ns, [scenario.tier_doc("odd", gpu={"type": "acme-x1"})])  # invalid: a Warning Event
@@ -103,7 +119,7 @@ def test_without_update_on_the_owners_finalizers_children_with_blocking_owner_re
     """The API server's OwnerReferencesPermissionEnforcement: why the chart grants modeltiers/finalizers."""
     cluster = rbac_cluster
     docs, account = _operator_rbac(drop=("tokenfleet.io", "modeltiers/finalizers"))
-    cluster.apply(NAMESPACE, docs)
+    _apply(cluster, docs)
     with _operator(cluster, tmp_path, account) as operator:
         ns = cluster.new_namespace("rbac")
         cluster.apply(ns, [scenario.tier_doc("small")])
