@@ -21,9 +21,13 @@ from tokenfleet.kube import Kube
 from tokenfleet.localkube import LocalKube
 
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-
-
+PEERING_KINDS = ("ClusterKopfPeering", "KopfPeering")
 WATCHED = "rbac-watched"  # the namespace of the watchNamespaces case
+MODES = {  # --set items of the chart, per case
+    "all-namespaces": (),
+    "watch-namespaces": (f"watchNamespaces={{{WATCHED}}}",),
+    "peering": ("peering.enabled=true",),
+}
 
 
 def _operator_rbac(drop: tuple[str, str] | None = None, sets: tuple[str, ...] = ()) -> tuple[list[dict], dict]:
@@ -59,29 +63,45 @@ def rbac_cluster(tmp_path: Path):
         try:
             cluster = Cluster(kubeconfig=kubeconfig, kube=Kube(api_client), emulator=emulator)
             for name in (NAMESPACE, WATCHED):
-                cluster.kubectl("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
+                namespace = f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+                cluster.kubectl("apply", "-f", "-", stdin=namespace)
             yield cluster
         finally:
             api_client.close()
 
 
-def _operator(cluster: Cluster, tmp_path: Path, service_account: dict, watch: str = "") -> OperatorProcess:
+def _operator(cluster: Cluster, tmp_path: Path, service_account: dict, env: dict | None = None) -> OperatorProcess:
     token = cluster.emulator.token_for(service_account["metadata"]["namespace"], service_account["metadata"]["name"])
     kubeconfig = cluster.emulator.write_kubeconfig(tmp_path / "operator", token=token)
     # the autoscaler too (its Prometheus is down, so it holds), deciding every second: its conflict checks run
     env = {"TOKENFLEET_PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}", "TOKENFLEET_AUTOSCALE_INTERVAL_SECONDS": "1",
-           "TOKENFLEET_WATCH_NAMESPACES": watch}
+           **(env or {})}
     return OperatorProcess(kubeconfig, tmp_path / "operator.log", env=env)
 
 
-@pytest.mark.parametrize("watched", [False, True], ids=["all-namespaces", "watch-namespaces"])
-def test_the_operator_does_all_its_work_under_the_charts_rbac_without_a_refusal(rbac_cluster, tmp_path, watched):
-    cluster = rbac_cluster
-    docs, account = _operator_rbac(sets=(f"watchNamespaces={{{WATCHED}}}",) if watched else ())
-    assert {d["kind"] for d in docs} >= ({"Role", "RoleBinding"} if watched else {"ClusterRoleBinding"})
+def _peering(cluster: Cluster, sets: tuple[str, ...]) -> str:
+    """Apply kopf's peering CRDs and the chart's peering object as the admin; the peering name ('' without)."""
+    docs = helm_template(sets=sets)
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition" and d["spec"]["group"] == "kopf.dev"]
+    peerings = [d for d in docs if d["kind"] in PEERING_KINDS]
+    if not peerings:
+        return ""
+    _apply(cluster, crds)
+    _apply(cluster, peerings)
+    return peerings[0]["metadata"]["name"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_operator_does_all_its_work_under_the_charts_rbac_without_a_refusal(rbac_cluster, tmp_path, mode):
+    cluster, sets = rbac_cluster, MODES[mode]
+    docs, account = _operator_rbac(sets=sets)
     _apply(cluster, docs)
-    with _operator(cluster, tmp_path, account, WATCHED if watched else "") as operator:
-        ns = WATCHED if watched else cluster.new_namespace("rbac")
+    peering = _peering(cluster, sets)
+    assert bool(peering) is (mode == "peering")
+    watch = WATCHED if mode == "watch-namespaces" else ""
+    env = {"TOKENFLEET_WATCH_NAMESPACES": watch, "TOKENFLEET_PEERING": peering}
+    with _operator(cluster, tmp_path, account, env) as operator:
+        ns = watch or cluster.new_namespace("rbac")
         try:
             scenario.examples_make_exactly_their_children(cluster, ns)
         except AssertionError as err:
@@ -99,6 +119,9 @@ def test_the_operator_does_all_its_work_under_the_charts_rbac_without_a_refusal(
     assert _refused(cluster.emulator) == []
     operator_calls = [r for r in cluster.emulator.requests if r.resource == "modeltiers" and r.method == "PATCH"]
     assert operator_calls, "the operator's calls never reached the emulator"
+    if peering:  # kopf announced itself in the peering object, under the same rules
+        assert any(r.resource == "clusterkopfpeerings" and r.method == "PATCH" and r.status == 200
+                   for r in cluster.emulator.requests)
 
 
 def test_a_rule_missing_from_the_chart_is_a_refusal_the_operator_survives(rbac_cluster, tmp_path):
