@@ -63,8 +63,26 @@ def router_config(cluster: Cluster, ns: str, fleet: str) -> dict | None:
     return json.loads(cm["data"][CONFIG_KEY]) if cm else None
 
 
+LAST_HANDLED = "tokenfleet.io/last-handled-configuration"  # kopf's record of the spec it handled last
+
+
+def _handled(cluster: Cluster, ns: str) -> list[str]:
+    """The resources in ``ns`` whose current spec kopf has not finished handling yet."""
+    pending = []
+    for kind in ("ModelTier", "CachePolicy", "InferenceFleet"):
+        for obj in cluster.kube.list("tokenfleet.io/v1alpha1", kind, ns):
+            handled = (obj["metadata"].get("annotations") or {}).get(LAST_HANDLED)
+            if handled is None or json.loads(handled).get("spec") != obj.get("spec"):
+                pending.append(f"{kind}/{obj['metadata']['name']}")
+    return pending
+
+
 def assert_quiet(cluster: Cluster, ns: str, seconds: float = SETTLE) -> None:
-    """Nothing in ``ns`` is written while the operator runs with nothing to do."""
+    """Nothing in ``ns`` is written while the operator runs with nothing to do.
+
+    First kopf must have finished with the last change: it records the handled spec in an
+    annotation after the handler returns, which may come after the effects a test waited for."""
+    wait_for(lambda: not _handled(cluster, ns), "kopf to finish handling every change")
     before_versions = cluster.versions(ns)
     before_writes = cluster.write_count(ns)
     time.sleep(seconds)
