@@ -78,6 +78,23 @@ class GarbageCollector:
             self.loop.call_soon(self.collect)
         elif meta.get("deletionTimestamp") and {ORPHAN, FOREGROUND} & set(meta.get("finalizers") or []):
             self.loop.call_soon(self._finish, event.key, meta.get("namespace"), meta["name"])
+        elif meta.get("ownerReferences"):  # written after its owners went: collected too, as the real GC does
+            self.loop.call_soon(self._dangling, event.key, meta.get("namespace"), meta["name"])
+
+    def _dangling(self, key: tuple[str, str], namespace: str | None, name: str) -> None:
+        """Delete the object if none of its owners exists (by uid): a client wrote it after they were deleted."""
+        res = self.store.registry.get(*key)
+        obj = self.store.peek(res, namespace, name) if res is not None else None
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            owner_res = self.store.registry.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+            if owner_res is None:
+                return  # an owner of a kind this emulator does not serve: leave it
+            owner = self.store.peek(owner_res, namespace if owner_res.namespaced else None, ref.get("name", ""))
+            if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
+                return
+        self._delete(res, obj)
 
     def _everything(self) -> list[tuple[Resource, dict]]:
         return [(res, obj) for res in self.store.registry.all() for obj in list(self.store.items(res))]

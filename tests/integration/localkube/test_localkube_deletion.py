@@ -54,6 +54,19 @@ def test_deleting_an_owner_deletes_its_dependents_transitively(kube, core, custo
     assert kube.get_object("v1", "configmaps", "default", "bystander") is not None
 
 
+def test_a_dependent_written_after_its_owner_was_deleted_is_collected_too(kube, core, custom):
+    """A controller racing a deletion can create a child after the owner went; the real GC removes it."""
+    owner = custom.create_namespaced_custom_object(*TIERS, tier("late-owner"))
+    custom.delete_namespaced_custom_object(*TIERS, "late-owner")
+    core.create_namespaced_config_map("default", owned("late-child", owner))
+    replaced = custom.create_namespaced_custom_object(*TIERS, tier("late-owner"))  # same name, another uid
+    core.create_namespaced_config_map("default", owned("stale-child", owner))
+    core.create_namespaced_config_map("default", owned("fresh-child", replaced))
+    eventually(lambda: kube.get_object("v1", "configmaps", "default", "late-child") is None)
+    eventually(lambda: kube.get_object("v1", "configmaps", "default", "stale-child") is None)
+    assert kube.get_object("v1", "configmaps", "default", "fresh-child") is not None
+
+
 def test_orphan_propagation_keeps_dependents_and_drops_their_owner_reference(kube, core, custom):
     owner = custom.create_namespaced_custom_object(*TIERS, tier("owner"))
     core.create_namespaced_config_map("default", owned("child", owner))
