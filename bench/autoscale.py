@@ -51,6 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="TTFT SLO in seconds (default: 2.5, a bound of vLLM's TTFT histogram buckets)")
     parser.add_argument("--max-utilization", type=float, default=None,
                         help="scaling.maxUtilization (default: the API default)")
+    parser.add_argument("--scale-down-stabilization", default=None, metavar="DURATION",
+                        help="scaling.scaleDownStabilization, e.g. 120s (default: the API default, 5m); reversals "
+                        "are still counted within this window")
+    parser.add_argument("--scale-down-cooldown", default=None, metavar="DURATION",
+                        help="scaling.scaleDownCooldown, e.g. 60s (default: the API default, 2m)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=None,
                         help="engine.maxNumBatchedTokens, the chunked-prefill budget per step (default: 2048)")
     parser.add_argument("--headroom", type=float, default=None,
@@ -91,6 +96,10 @@ def tier_spec(args: argparse.Namespace) -> ModelTierSpec:
     scaling = {"minReplicas": 1, "maxReplicas": args.max_replicas or 64, "ttftSLOSeconds": args.ttft_slo}
     if args.max_utilization is not None:
         scaling["maxUtilization"] = args.max_utilization
+    if args.scale_down_stabilization is not None:
+        scaling["scaleDownStabilization"] = args.scale_down_stabilization
+    if args.scale_down_cooldown is not None:
+        scaling["scaleDownCooldown"] = args.scale_down_cooldown
     engine = {"maxNumBatchedTokens": args.max_num_batched_tokens} if args.max_num_batched_tokens else {}
     return ModelTierSpec.model_validate({
         "model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct", "parametersB": args.parameters_b},
