@@ -91,7 +91,11 @@ def held(memo: kopf.Memo, kind: str, namespace: str, name: str) -> Iterator[dict
     """The custom resource as the API serves it now, under its lock; None when it is gone or going."""
     with memo.locks.hold((kind, namespace, name)):
         obj = memo.kube.get(API_VERSION, kind, namespace, name)
-        yield None if gone(obj) else obj
+        if gone(obj):
+            forget_conditions(memo, kind, namespace, name)  # also here: a reconcile racing the deletion
+            yield None
+        else:
+            yield obj
 
 
 def apply_children(kube: Kube, kind: str, obj: dict, children: list[dict],
