@@ -41,12 +41,17 @@ class CacheClient:
             self._open_until = time.monotonic() + BREAKER_SECONDS
         log.debug("cache %s failed: %r", what, err)
 
+    @staticmethod
+    async def _body(resp: aiohttp.ClientResponse):
+        """The decoded JSON of a 200 answer; RuntimeError for any other status."""
+        if resp.status != 200:
+            raise RuntimeError(f"status {resp.status}")
+        return orjson.loads(await resp.read())
+
     async def _post(self, url: URL, payload: dict) -> dict:
         async with self.session.post(url, data=orjson.dumps(payload), timeout=self.timeout,
                                      headers={"Content-Type": "application/json"}) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"status {resp.status}")
-            data = orjson.loads(await resp.read())
+            data = await self._body(resp)
         self._consecutive = 0
         return data
 
@@ -91,9 +96,7 @@ class CacheClient:
     async def invalidations(self, query: list[tuple[str, str]]) -> dict:
         """``GET /v1/invalidations``: what a replica invalidated past the follower's cursors; raises on trouble."""
         async with self.session.get(self.invalidations_url, params=query, timeout=self.timeout) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"status {resp.status}")
-            data = orjson.loads(await resp.read())
+            data = await self._body(resp)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         return data

@@ -80,7 +80,7 @@ class RouterCore:
                 self.metrics.invalidation_poll("error")
                 log.debug("invalidation poll failed: %r", err)
                 continue
-            self.metrics.invalidation_poll("ok", self.local.drop(scopes) if scopes is None or scopes else 0)
+            self.metrics.invalidation_poll("ok", self.local.drop(scopes))
 
     # ------------------------------------------------------------------ request preparation
 

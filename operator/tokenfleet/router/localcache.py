@@ -60,6 +60,8 @@ class LocalCache:
             self._items.clear()
             return removed
         scopes = list(scopes)
+        if not scopes:
+            return 0
         gone = [k for k, e in self._items.items() if any(matches(s, e.tenant, e.scope) for s in scopes)]
         for key in gone:
             del self._items[key]
